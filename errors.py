@@ -1,0 +1,36 @@
+"""One exception type for problems a user can fix, and the CLI guard that prints them.
+
+Errors are raised where the problem is known (a missing file, a bad config) as
+`UserError` with a message that names the problem and the fix. Scripts wrap their
+`main` in `exit_on_user_error`, which prints that message as one line and exits
+non-zero, with no traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+
+class UserError(Exception):
+    """A problem with the user's input or environment; the message says how to fix it."""
+
+
+def exit_on_user_error(main: Callable[..., T]) -> Callable[..., T]:
+    """Run `main`; turn a UserError (or Ctrl-C) into one line on stderr and exit code."""
+
+    @functools.wraps(main)
+    def guarded(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
+
+    return guarded
