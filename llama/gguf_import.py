@@ -1,0 +1,2 @@
+"""Placeholder replaced by the GGUF importer."""
+GGUF_PRESETS: dict[str, str] = {}
