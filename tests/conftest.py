@@ -1,0 +1,41 @@
+"""Shared fixtures: the project root on sys.path, and a seeded tiny `transformers` Llama."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+@pytest.fixture
+def hf_llama() -> Callable[..., Any]:
+    """Factory: Hub-style config fields -> `transformers.LlamaForCausalLM` with O(1) random weights.
+
+    transformers' default init (std 0.02) gives logits near 0.5, where a 1e-4 tolerance
+    proves little. Here every linear keeps unit variance (std fan_in ** -0.5), norm weights
+    are near 1 and biases are non-zero, so logits are O(1) and every parameter matters.
+    """
+    import transformers
+
+    def make(fields: dict[str, Any], seed: int = 0, attn_implementation: str = "sdpa",
+             dtype: torch.dtype = torch.float32) -> transformers.LlamaForCausalLM:
+        config = transformers.LlamaConfig(**fields, attn_implementation=attn_implementation)
+        model = transformers.LlamaForCausalLM(config).eval()
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                noise = torch.randn(p.shape, generator=generator)
+                if name.endswith("norm.weight"):
+                    p.copy_(1 + 0.1 * noise)
+                elif p.ndim == 1:  # biases
+                    p.copy_(0.1 * noise)
+                else:
+                    p.copy_(noise * p.shape[1] ** -0.5)
+        return model.to(dtype)
+
+    return make
