@@ -1,0 +1,93 @@
+"""Start/end logits of every window -> one answer string (or "") per question.
+
+The reference post-processing of extractive QA, in four steps:
+
+1. In each window, take the `n_best` highest start logits and the `n_best` highest end
+   logits among the context tokens, and score every pair as start + end.
+2. Keep pairs that are a real span: start <= end and at most `max_answer_length` tokens.
+3. The best pair over all windows of a question gives the answer: the context
+   characters from its start token's first to its end token's last character, with
+   surrounding whitespace trimmed (a byte-level token " word" covers its space too).
+4. SQuAD v2: the null score is start[0] + end[0] (the no-answer slot), the smallest over
+   the question's windows, since the window that sees the answer best is the one that
+   least believes there is none. The answer is "" when null - best > `null_threshold`.
+
+Choosing the n-best among context tokens only (the reference picks among all tokens and
+then drops the invalid ones) never loses a valid span and always leaves one to return.
+
+The no-answer probability is sigmoid(null - best): it crosses 0.5 where the two scores
+are equal and grows with the null score's lead, so the official v2 script's
+`best_f1_thresh` search over it is a search over the score difference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Sequence
+
+import numpy as np
+
+from .qa_features import QAFeature
+from .squad import QAExample
+
+
+def answer_questions(examples: list[QAExample], features: list[QAFeature],
+                     start_logits: Sequence, end_logits: Sequence, n_best: int = 20,
+                     max_answer_length: int = 30, null_threshold: float = 0.0,
+                     allow_no_answer: bool = False) -> tuple[dict[str, str], dict[str, float]]:
+    """(predictions, no_answer_probs), both keyed by question id.
+
+    `start_logits[i]` / `end_logits[i]` are 1-D (numpy or torch) for features[i], at least as
+    long as its input_ids; anything beyond (right padding) is ignored.
+    """
+    if not len(features) == len(start_logits) == len(end_logits):
+        raise ValueError(f"{len(features)} features but {len(start_logits)} start and "
+                         f"{len(end_logits)} end logit rows")
+    if hasattr(start_logits, "detach") or isinstance(start_logits, np.ndarray):  # one (N, T) block
+        start_logits, end_logits = _numpy(start_logits), _numpy(end_logits)
+    windows = defaultdict(list)
+    for feature, start, end in zip(features, start_logits, end_logits):
+        n = len(feature.input_ids)
+        windows[feature.example_id].append((feature, _numpy(start)[:n], _numpy(end)[:n]))
+    predictions, no_answer_probs = {}, {}
+    for example in examples:
+        if example.id not in windows:
+            raise ValueError(f"question {example.id} has no features")
+        best_score, best_text, null_score = -math.inf, "", math.inf
+        for feature, start, end in windows[example.id]:
+            null_score = min(null_score, float(start[0] + end[0]))
+            span = _best_span(feature, start, end, n_best, max_answer_length)
+            if span is not None and span[0] > best_score:
+                best_score = span[0]
+                (first, _), (_, last) = feature.offsets[span[1]], feature.offsets[span[2]]
+                best_text = example.context[first:last].strip()
+        diff = null_score - best_score  # +inf when no window has a valid span
+        no_answer_probs[example.id] = 1.0 / (1.0 + math.exp(-diff)) if diff < 700 else 1.0
+        predictions[example.id] = "" if allow_no_answer and diff > null_threshold else best_text
+    return predictions, no_answer_probs
+
+
+def _best_span(feature: QAFeature, start: np.ndarray, end: np.ndarray, n_best: int,
+               max_answer_length: int) -> tuple[float, int, int] | None:
+    """(score, start token, end token) of the best valid span in one window, or None."""
+    context = np.array([o is not None for o in feature.offsets])
+    positions = np.flatnonzero(context)
+    if positions.size == 0:
+        return None
+    starts = positions[np.argsort(-start[positions], kind="stable")[:n_best]]  # (k,)
+    ends = positions[np.argsort(-end[positions], kind="stable")[:n_best]]  # (k,)
+    scores = start[starts][:, None] + end[ends][None, :]  # (k, k)
+    length = ends[None, :] - starts[:, None] + 1
+    scores = np.where((length >= 1) & (length <= max_answer_length), scores, -np.inf)
+    s, e = np.unravel_index(np.argmax(scores), scores.shape)
+    if scores[s, e] == -np.inf:
+        return None
+    return float(scores[s, e]), int(starts[s]), int(ends[e])
+
+
+def _numpy(logits) -> np.ndarray:
+    """A float64 array from a numpy array or a (possibly bf16, GPU) torch tensor."""
+    if hasattr(logits, "detach"):
+        logits = logits.detach().float().cpu().numpy()
+    return np.asarray(logits, dtype=np.float64)
