@@ -10,7 +10,6 @@ The model is built on the `meta` device from its config alone, so counting the
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from collections import OrderedDict
@@ -19,7 +18,7 @@ import torch
 from torch import nn
 
 import llama
-from errors import exit_on_user_error
+from errors import ArgumentParser, exit_on_user_error
 from heads import HEADS
 
 LAYER_INDEX = re.compile(r"\.layers\.(\d+)\.")
@@ -78,7 +77,7 @@ def print_table(facts: dict) -> None:
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="meta-llama/Llama-3.2-1B",
                         help="preset (meta-llama/Llama-3.2-1B, -3B, smollm2-135m), Hub id, directory or .gguf")
     parser.add_argument("--task", choices=sorted(HEADS), help="add that task's trainable head")

@@ -8,9 +8,10 @@ non-zero, with no traceback.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import sys
-from typing import Callable, TypeVar
+from typing import Callable, NoReturn, TypeVar
 
 T = TypeVar("T")
 
@@ -34,3 +35,11 @@ def exit_on_user_error(main: Callable[..., T]) -> Callable[..., T]:
             sys.exit(130)
 
     return guarded
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a bad flag as one `error:` line (no usage dump) and exits 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)

@@ -19,6 +19,7 @@ class FrozenBackboneHead(nn.Module):
 
     def __init__(self, config: LlamaConfig, backbone: LlamaModel | None = None) -> None:
         super().__init__()
+        self.config = config
         self.model = backbone if backbone is not None else LlamaModel(config)
         self.model.requires_grad_(False)
 

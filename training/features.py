@@ -1,0 +1,98 @@
+"""Cache what the frozen base computes, once, so later epochs only run the head.
+
+Sequence classification needs one pooled vector per sentence, (N, C), kept in memory.
+QA needs every token's hidden state of every window: rows of varying length T_i,
+stored end to end in one (sum T_i, C) bfloat16 table, in memory while it fits
+`budget_bytes`, else in a disk-backed memmap. bfloat16 halves the footprint and
+keeps float32's range, so large activations cannot overflow as they could in fp16.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from data.batching import pad_right
+
+
+class TokenFeatureTable:
+    """Per-token hidden states of many sequences in one flat (rows, C) bf16 table."""
+
+    def __init__(self, lengths: list[int], dim: int, budget_bytes: int) -> None:
+        self.lengths = lengths
+        self.starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        rows = int(self.starts[-1])
+        self.on_disk = rows * dim * 2 > budget_bytes
+        if self.on_disk:  # bf16 bits in a uint16 memmap, viewed back as bf16 when read
+            self._file = tempfile.NamedTemporaryFile(prefix="features-", suffix=".bin")
+            self._bits = np.memmap(self._file.name, dtype=np.uint16, mode="w+", shape=(rows, dim))
+        else:
+            self._table = torch.empty(rows, dim, dtype=torch.bfloat16)
+
+    def write(self, index: int, hidden: torch.Tensor) -> None:
+        """Store sequence `index`'s (T_i, C) hidden states."""
+        start, end = self.starts[index], self.starts[index + 1]
+        values = hidden.to("cpu", torch.bfloat16)
+        if self.on_disk:
+            self._bits[start:end] = values.view(torch.int16).numpy().view(np.uint16)
+        else:
+            self._table[start:end] = values
+
+    def read(self, index: int) -> torch.Tensor:
+        start, end = self.starts[index], self.starts[index + 1]
+        if self.on_disk:
+            return torch.from_numpy(np.asarray(self._bits[start:end]).view(np.int16)).view(torch.bfloat16)
+        return self._table[start:end]
+
+    def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-padded (B, T, C) float32 hidden states and their (B, T) mask."""
+        rows = [self.read(i) for i in indices]
+        T = max(len(r) for r in rows)
+        hidden = torch.zeros(len(rows), T, rows[0].shape[1])
+        mask = torch.zeros(len(rows), T, dtype=torch.long)
+        for b, r in enumerate(rows):
+            hidden[b, :len(r)] = r.float()
+            mask[b, :len(r)] = 1
+        return hidden, mask
+
+
+def token_budget_batches(lengths: list[int], batch_tokens: int) -> list[list[int]]:
+    """Indices sorted by length, grouped so each padded batch holds at most `batch_tokens`.
+
+    Sorting makes neighbours nearly equal in length, so padding is a few percent; the
+    budget lets many short sentences share a forward pass while long windows go few at a time.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    for i in order:  # ascending, so the newest member is the batch's longest
+        if batches and (len(batches[-1]) + 1) * lengths[i] <= batch_tokens:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+def run_frozen(sequences: list[list[int]], pad_id: int, batch_tokens: int, device: torch.device | str,
+               compute: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+               store: Callable[[int, torch.Tensor], None], desc: str) -> float:
+    """Run `compute` (B, T) ids, mask -> (B, ...) over token-budget batches; `store(index, row)`.
+
+    Rows handed to `store` are cut to their sequence's real length when `compute`
+    returns per-token outputs. Returns the fraction of computed tokens that were padding.
+    """
+    lengths = [len(s) for s in sequences]
+    padded = real = 0
+    with tqdm(total=sum(lengths), desc=desc, unit="tok", unit_scale=True, leave=False, disable=None) as bar:
+        for batch in token_budget_batches(lengths, batch_tokens):
+            ids, mask = pad_right([sequences[i] for i in batch], pad_id)
+            out = compute(ids.to(device), mask.to(device))
+            for row, index in enumerate(batch):
+                store(index, out[row, :lengths[index]] if out.dim() == 3 else out[row])
+            padded += ids.numel()
+            real += sum(lengths[i] for i in batch)
+            bar.update(sum(lengths[i] for i in batch))
+    return 1 - real / padded if padded else 0.0

@@ -1,0 +1,99 @@
+"""What a run leaves behind: the head file with its provenance, and the human-readable report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from errors import UserError
+from llama import LlamaConfig
+
+from .atomic import atomic_path
+
+HEAD_FILE = "head.safetensors"
+
+
+def config_fingerprint(config: LlamaConfig) -> str:
+    """A short hash of the base's architecture: a head only fits the base it was trained on."""
+    return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def save_head(path: Path, tensors: dict[str, torch.Tensor], *, base_model: str, config: LlamaConfig,
+              task: str, label_names: list[str], revision: str | None) -> None:
+    """Only the head's tensors, plus metadata naming the base model they belong to."""
+    metadata = {"base_model": base_model, "base_revision": revision or "",
+                "base_config_sha256": config_fingerprint(config), "task": task,
+                "label_names": json.dumps(label_names)}
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+
+
+def load_head(directory: Path, *, config: LlamaConfig, task: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a saved head, refusing one trained for another task or on another base model."""
+    path = directory / HEAD_FILE
+    if not path.is_file():
+        raise UserError(f"{path} not found: --head needs the output directory of a train.py run")
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata() or {}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    if metadata.get("task") != task:
+        raise UserError(f"{path} is a {metadata.get('task')!r} head, not {task!r}: pass --task {metadata.get('task')}")
+    if metadata.get("base_config_sha256") != config_fingerprint(config):
+        raise UserError(f"{path} was trained on base model {metadata.get('base_model')!r}, whose architecture "
+                        f"differs from this --model; pass --model {metadata.get('base_model')}")
+    return tensors, metadata
+
+
+def _fmt(value: float, scale: float) -> str:
+    return f"{value * scale:.3f}" if isinstance(value, (int, float)) else "-"
+
+
+def metric_rows(task: str, metrics: dict) -> list[tuple[str, str, float]]:
+    """(label, key path, scale factor) rows for the report table."""
+    if task == "sst2":
+        return [("Accuracy", "accuracy", 1), ("Precision", "precision", 1), ("Recall", "recall", 1),
+                ("F1", "f1", 1)]
+    rows = [("Exact match (0-100)", "squad.exact", 1), ("Token F1 (0-100)", "squad.f1", 1)]
+    if "NoAns_total" in metrics.get("fine_tuned", {}).get("squad", {}):
+        rows += [("HasAns F1 (0-100)", "squad.HasAns_f1", 1), ("NoAns exact (0-100)", "squad.NoAns_exact", 1),
+                 ("Best F1 (0-100)", "squad.best_f1", 1)]
+    return rows + [("BLEU (0-1)", "bleu.bleu", 1), ("ROUGE-1 (0-1)", "rouge.rouge1", 1),
+                   ("ROUGE-2 (0-1)", "rouge.rouge2", 1), ("ROUGE-L (0-1)", "rouge.rougeL", 1)]
+
+
+def _lookup(metrics: dict | None, key: str):
+    for part in key.split("."):
+        if not isinstance(metrics, dict) or part not in metrics:
+            return None
+        metrics = metrics[part]
+    return metrics
+
+
+def render_report(*, task: str, model: str, metrics: dict, params: dict, history: list[dict],
+                  examples: list[dict], settings: dict) -> str:
+    """report.md: the zero-shot vs fine-tuned table, parameters, loss curve and sample predictions."""
+    columns = [("Zero-shot (untrained head)", "zero_shot_head"), ("Zero-shot (prompt)", "zero_shot_prompt"),
+               ("Fine-tuned", "fine_tuned")]
+    lines = [f"# {task} head on frozen {model}", "",
+             "| Metric | " + " | ".join(c for c, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for label, key, scale in metric_rows(task, metrics):
+        lines.append(f"| {label} | " + " | ".join(_fmt(_lookup(metrics.get(k), key), scale) for _, k in columns) + " |")
+    lines += ["", "## Parameters", "", "| | count |", "|---|---|",
+              f"| total | {params['total']:,} |", f"| trainable (head) | {params['trainable']:,} |",
+              f"| frozen (base) | {params['frozen']:,} |", "", "## Training", "",
+              "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()), "",
+              "| epoch | mean loss | seconds |", "|---|---|---|"]
+    lines += [f"| {h['epoch']} | {h['mean_loss']:.4f} | {h['seconds']:.1f} |" for h in history]
+    steps = [loss for h in history for loss in h["step_losses"]]
+    if steps:
+        stride = max(1, len(steps) // 20)
+        curve = ", ".join(f"{i + 1}:{steps[i]:.4f}" for i in range(0, len(steps), stride))
+        lines += ["", f"Loss curve (step:loss, every {stride} steps): {curve}"]
+    lines += ["", "## Example predictions (fine-tuned)", ""]
+    lines += [f"- {json.dumps(e, ensure_ascii=False)}" for e in examples]
+    return "\n".join(lines) + "\n"
