@@ -62,6 +62,8 @@ def macro_scores(predictions: Sequence[Hashable], labels: Sequence[Hashable]) ->
 
 def _paired(predictions: Sequence[Hashable], labels: Sequence[Hashable]) -> tuple[list, list]:
     """Plain Python lists; `.tolist()` turns numpy/torch scalars into JSON-friendly ones."""
+    if isinstance(predictions, str) or isinstance(labels, str):
+        raise ValueError("predictions and labels must be sequences of labels, not one string")
     preds = predictions.tolist() if hasattr(predictions, "tolist") else list(predictions)
     gold = labels.tolist() if hasattr(labels, "tolist") else list(labels)
     if len(preds) != len(gold):

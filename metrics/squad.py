@@ -9,6 +9,7 @@ makes this faster than the official code.
 
 Unlike the official v2.0 script, a question without a prediction is not a crash: it
 scores 0, counts in every total, and is reported in `missing` and a warning.
+Predictions for ids that are not in the references are ignored, as officially.
 """
 
 from __future__ import annotations

@@ -14,7 +14,10 @@ def text_list(name: str, texts: Sequence[str]) -> list[str]:
     """Return `texts` as a list, or raise if it is not a non-empty sequence of strings."""
     if isinstance(texts, str):
         raise ValueError(f"{name} must be a list of strings, not one string")
-    texts = list(texts)
+    try:
+        texts = list(texts)
+    except TypeError:
+        raise ValueError(f"{name} must be a list of strings, got {type(texts).__name__}") from None
     if not texts:
         raise ValueError(f"{name} is empty: a corpus needs at least one example")
     for i, text in enumerate(texts):
@@ -25,8 +28,8 @@ def text_list(name: str, texts: Sequence[str]) -> list[str]:
 
 def reference_lists(name: str, references: Sequence[str | Sequence[str]]) -> list[list[str]]:
     """Return one non-empty list of strings per example; a bare string is one reference."""
-    if isinstance(references, str):
-        raise ValueError(f"{name} must be a list, not one string")
+    if isinstance(references, str) or not hasattr(references, "__iter__"):
+        raise ValueError(f"{name} must be a list, got {type(references).__name__}")
     out = []
     for i, refs in enumerate(references):
         if isinstance(refs, str):
