@@ -39,7 +39,8 @@ def answer_questions(examples: list[QAExample], features: list[QAFeature],
     """(predictions, no_answer_probs), both keyed by question id.
 
     `start_logits[i]` / `end_logits[i]` are 1-D (numpy or torch) for features[i], at least as
-    long as its input_ids; anything beyond (right padding) is ignored.
+    long as its input_ids; anything beyond (right padding) is ignored. A question with no
+    valid span in any window (only possible for an empty context) is answered "".
     """
     if not len(features) == len(start_logits) == len(end_logits):
         raise ValueError(f"{len(features)} features but {len(start_logits)} start and "
@@ -63,7 +64,7 @@ def answer_questions(examples: list[QAExample], features: list[QAFeature],
                 (first, _), (_, last) = feature.offsets[span[1]], feature.offsets[span[2]]
                 best_text = example.context[first:last].strip()
         diff = null_score - best_score  # +inf when no window has a valid span
-        no_answer_probs[example.id] = 1.0 / (1.0 + math.exp(-diff)) if diff < 700 else 1.0
+        no_answer_probs[example.id] = _sigmoid(diff)
         predictions[example.id] = "" if allow_no_answer and diff > null_threshold else best_text
     return predictions, no_answer_probs
 
@@ -84,6 +85,14 @@ def _best_span(feature: QAFeature, start: np.ndarray, end: np.ndarray, n_best: i
     if scores[s, e] == -np.inf:
         return None
     return float(scores[s, e]), int(starts[s]), int(ends[e])
+
+
+def _sigmoid(x: float) -> float:
+    """1 / (1 + e^-x) without overflow for large |x|."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
 
 
 def _numpy(logits) -> np.ndarray:

@@ -10,6 +10,8 @@
   only then renamed into place, so the cache never holds a partial or wrong file;
 - `sample`: the small files bundled in `data/samples/` (holdout split only).
 
+A name wins over a same-named directory: write `./sst2` to mean the directory.
+
 Then `split="holdout"` is the original protocol (a seeded 80:20 split of the training
 file, see `data.splits`), and `split="dev"` trains on the training file and tests on
 the official dev file.

@@ -169,6 +169,8 @@ def test_no_answer_when_the_null_score_wins_by_more_than_the_threshold(tok):
     assert predictions == {"q": ""} and probs["q"] == pytest.approx(1 / (1 + math.exp(-4.0)))
     lenient = answer_questions([ex], features, starts, ends, allow_no_answer=True, null_threshold=4.5)
     assert lenient[0] == {"q": "Normandy"}
+    starts[0][first] = 2000.0  # far beyond exp()'s range: the probability saturates, never overflows
+    assert answer_questions([ex], features, starts, ends)[1] == {"q": 0.0}
 
 
 def test_null_score_is_the_smallest_over_a_questions_windows(tok):
