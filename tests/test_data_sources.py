@@ -78,9 +78,10 @@ def test_sample_is_the_bundled_files_and_has_no_dev_split():
     assert sources.SAMPLES["sst2"].name == "sst2.tsv" and sources.SAMPLES["squad"].name == "squad_v2.json"
     with pytest.raises(UserError, match="--split holdout"):
         load_task_data("sst2", "sample", "dev")
-    if sources.SAMPLES["sst2"].is_file():
-        train, test = load_task_data("sst2", "sample", "holdout")
-        assert len(test) == round((len(train) + len(test)) * 0.2)
+    for task, version in (("sst2", "1.1"), ("squad", "2.0")):
+        if sources.SAMPLES[task].is_file():
+            train, test = load_task_data(task, "sample", "holdout", squad_version=version)
+            assert len(test) == round((len(train) + len(test)) * 0.2) > 0
 
 
 @pytest.mark.parametrize("task, data, problem", [
