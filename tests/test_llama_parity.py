@@ -133,9 +133,10 @@ def test_kv_cache_decoding_matches_full_forward(hf_llama, name, prefill, step):
 
 
 @config_names
+@pytest.mark.parametrize("step", [1, 2])
 @torch.no_grad()
-def test_kv_cache_decoding_of_left_padded_batch_matches_transformers(hf_llama, name):
-    """Prefill a left-padded prompt, then decode one token at a time with the growing mask."""
+def test_kv_cache_decoding_of_left_padded_batch_matches_transformers(hf_llama, name, step):
+    """Prefill a left-padded prompt, then decode `step` tokens at a time with the growing mask."""
     hf, ours = pair(hf_llama, name)
     T, prompt = 11, 6
     ids, mask = random_ids(2, T), padding_mask([T, T - 3], T, "left")
@@ -143,8 +144,8 @@ def test_kv_cache_decoding_of_left_padded_batch_matches_transformers(hf_llama, n
     expected = hf(ids, attention_mask=mask).logits
     cache = llama.KVCache(ours.config, batch_size=2, max_len=T)
     pieces = [ours(ids[:, :prompt], attention_mask=mask[:, :prompt], cache=cache)]
-    for t in range(prompt, T):
-        pieces.append(ours(ids[:, t:t + 1], attention_mask=mask[:, :t + 1], cache=cache))
+    for t in range(prompt, T, step):
+        pieces.append(ours(ids[:, t:t + step], attention_mask=mask[:, :t + step], cache=cache))
     logits = torch.cat(pieces, dim=1)
     assert max_diff(logits[real], expected[real]) <= ATOL
 
