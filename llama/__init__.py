@@ -8,3 +8,8 @@ from .tokenizer import Encoding, Tokenizer
 
 __all__ = ["PRESETS", "Encoding", "KVCache", "LlamaConfig", "LlamaForCausalLM", "LlamaModel",
            "Tokenizer", "load_config", "load_pretrained", "load_tokenizer", "resolve_checkpoint"]
+
+from .chat import chat_prompt  # noqa: E402
+from .generate import generate  # noqa: E402
+
+__all__ += ["chat_prompt", "generate"]

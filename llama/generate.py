@@ -47,7 +47,9 @@ def generate_ids(model: LlamaForCausalLM, prompts: list[list[int]], *, max_new_t
     stops = torch.tensor(stop_ids, dtype=torch.long, device=device)
     done = torch.zeros(B, dtype=torch.bool, device=device)
     out: list[torch.Tensor] = []
-    logits = model(ids, attention_mask=mask, position_ids=positions, cache=cache)[:, -1]  # (B, vocab)
+    # Prefill: only the last position's logits are needed, so project just that row to the vocabulary.
+    hidden = model.model(ids, attention_mask=mask, position_ids=positions, cache=cache)  # (B, L, C)
+    logits = model.lm_head(hidden[:, -1])  # (B, vocab)
     for step in range(max_new_tokens):
         token = next_token(logits, temperature, top_k, generator)  # (B,)
         token = token.masked_fill(done, pad_id)

@@ -51,15 +51,25 @@ def write_gguf(path: Path, model: LlamaForCausalLM, qtype: QType = QType.F32, ar
                rope_freqs: np.ndarray | None = None) -> Path:
     c = model.config
     w = gguf.GGUFWriter(path, arch)
-    w.add_block_count(c.num_hidden_layers), w.add_context_length(c.max_position_embeddings)
-    w.add_embedding_length(c.hidden_size), w.add_feed_forward_length(c.intermediate_size)
-    w.add_head_count(c.num_attention_heads), w.add_head_count_kv(c.num_key_value_heads)
-    w.add_rope_freq_base(c.rope_theta), w.add_layer_norm_rms_eps(c.rms_norm_eps)
-    w.add_vocab_size(c.vocab_size), w.add_rope_dimension_count(c.head_dim)
-    w.add_tokenizer_model("gpt2"), w.add_tokenizer_pre("smollm"), w.add_token_list(VOCAB)
-    w.add_token_types([3] * len(SPECIALS) + [1] * (len(VOCAB) - len(SPECIALS)))
-    w.add_token_merges(["h e", "Ġ t"]), w.add_bos_token_id(1), w.add_eos_token_id(2)
-    w.add_pad_token_id(2), w.add_add_bos_token(False)
+    w.add_block_count(c.num_hidden_layers)
+    w.add_context_length(c.max_position_embeddings)
+    w.add_embedding_length(c.hidden_size)
+    w.add_feed_forward_length(c.intermediate_size)
+    w.add_head_count(c.num_attention_heads)
+    w.add_head_count_kv(c.num_key_value_heads)
+    w.add_rope_freq_base(c.rope_theta)
+    w.add_rope_dimension_count(c.head_dim)
+    w.add_layer_norm_rms_eps(c.rms_norm_eps)
+    w.add_vocab_size(c.vocab_size)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("smollm")
+    w.add_token_list(VOCAB)
+    w.add_token_types([3] * len(SPECIALS) + [1] * (len(VOCAB) - len(SPECIALS)))  # 3 = control
+    w.add_token_merges(["h e", "Ġ t"])
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_pad_token_id(2)
+    w.add_add_bos_token(False)
     for name, tensor in model.state_dict().items():
         if name == "lm_head.weight" and c.tie_word_embeddings:
             continue
@@ -76,7 +86,10 @@ def write_gguf(path: Path, model: LlamaForCausalLM, qtype: QType = QType.F32, ar
             w.add_tensor(name, array)
     if rope_freqs is not None:
         w.add_tensor("rope_freqs.weight", rope_freqs)
-    w.write_header_to_file(), w.write_kv_data_to_file(), w.write_tensors_to_file(), w.close()
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
     return path
 
 
