@@ -132,6 +132,10 @@ class LlamaConfig:
             )
         if raw.get("hidden_act", "silu") != "silu":
             raise UserError(f"{source}: unsupported hidden_act {raw['hidden_act']!r} (Llama uses silu)")
+        if isinstance(raw.get("rope_parameters"), dict):  # transformers >= 5 nests the RoPE fields
+            rope = dict(raw["rope_parameters"])
+            raw = {**raw, "rope_theta": rope.pop("rope_theta", cls.rope_theta),
+                   "rope_scaling": rope if rope.get("rope_type", "default") != "default" else None}
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in raw.items() if k in names})
 

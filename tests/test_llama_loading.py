@@ -32,12 +32,6 @@ CONFIGS = {
 }
 IDS = torch.randint(0, 96, (2, 12), generator=torch.Generator().manual_seed(1))
 
-TRANSFORMERS5_ROPE_BUG = (
-    "transformers>=5 save_pretrained writes RoPE as config.json['rope_parameters'] "
-    "(rope_theta inside it) and no rope_theta/rope_scaling keys; LlamaConfig.from_dict ignores "
-    "rope_parameters, so the model silently gets rope_theta=500000 and no scaling")
-
-
 def save(model, directory: Path, *, config_format: str = "hub", max_shard_size: str | None = None) -> Path:
     """`save_pretrained`, then optionally rewrite config.json the way Hub Llama-3.2 repos spell RoPE.
 
@@ -71,7 +65,7 @@ def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.mark.parametrize("name", list(CONFIGS))
 @pytest.mark.parametrize("max_shard_size", [None, "40KB"], ids=["single-file", "sharded"])
 @pytest.mark.parametrize("config_format", [
-    "hub", pytest.param("transformers5", marks=pytest.mark.xfail(strict=True, reason=TRANSFORMERS5_ROPE_BUG))])
+    "hub", "transformers5"])
 @torch.no_grad()
 def test_saved_checkpoint_reproduces_transformers_logits(hf_llama, tmp_path, name, max_shard_size,
                                                          config_format):
@@ -167,7 +161,6 @@ def test_unsupported_rope_scaling_is_refused(checkpoint):
     assert "yarn" in load_error(checkpoint)
 
 
-@pytest.mark.xfail(strict=True, reason=TRANSFORMERS5_ROPE_BUG)
 def test_unsupported_rope_parameters_of_transformers5_are_refused(hf_llama, tmp_path):
     directory = save(hf_llama(CONFIGS["untied-llama3-rope"]), tmp_path, config_format="transformers5")
     edit_config(directory, rope_parameters={"rope_type": "yarn", "factor": 4.0, "rope_theta": 10000.0,
