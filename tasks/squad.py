@@ -12,6 +12,8 @@ from data.qa_features import QAFeature, make_qa_features
 from data.squad import QAExample
 from heads import QuestionAnswerer, qa_loss
 from llama import LlamaForCausalLM, Tokenizer
+from llama.chat import chat_prompt
+from llama.generate import generate
 from metrics import bleu, rouge, squad
 from training.features import TokenFeatureTable, run_frozen
 
@@ -74,14 +76,20 @@ def evaluate(qa: QuestionAnswerer, features: WindowFeatures, examples: list[QAEx
 
 def zero_shot_prompt(lm: LlamaForCausalLM, tokenizer: Tokenizer, examples: list[QAExample],
                      version: str, batch_size: int = 8, max_new_tokens: int = 24) -> tuple[dict, list[dict]]:
-    """Ask the LM to answer by greedy generation; the first line of its reply is the answer."""
-    from llama import generate
+    """Ask the LM to answer by greedy generation; the first line of its reply is the answer.
 
+    Instruct models with ChatML tokens (SmolLM2) get the prompt as a user turn.
+    """
     hint = NO_ANSWER_HINT if version == "2.0" else ""
     prompts = [PROMPT.format(no_answer=hint, context=e.context, question=e.question) for e in examples]
+    if tokenizer.token_to_id("<|im_start|>") is not None:
+        prompts = [chat_prompt(p) for p in prompts]
+    newline = tokenizer.encode("\n", add_bos=False)
+    stop_ids = tokenizer.eos_ids + (newline if len(newline) == 1 else [])
     predictions = {}
     for first in range(0, len(prompts), batch_size):
-        replies = generate(lm, tokenizer, prompts[first:first + batch_size], max_new_tokens=max_new_tokens)
+        replies = generate(lm, tokenizer, prompts[first:first + batch_size], max_new_tokens=max_new_tokens,
+                           stop_ids=stop_ids)
         for example, reply in zip(examples[first:first + batch_size], replies):
             answer = reply.strip().split("\n")[0].strip()
             predictions[example.id] = "" if answer.lower().strip(" .") == NO_ANSWER_WORD else answer

@@ -63,13 +63,15 @@ class TokenFeatureTable:
 def token_budget_batches(lengths: list[int], batch_tokens: int) -> list[list[int]]:
     """Indices sorted by length, grouped so each padded batch holds at most `batch_tokens`.
 
-    Sorting makes neighbours nearly equal in length, so padding is a few percent; the
+    Sorting makes neighbours nearly equal in length, and a batch closes once its
+    lengths differ by more than 10% (or 2 tokens), so padding stays a few percent; the
     budget lets many short sentences share a forward pass while long windows go few at a time.
     """
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     batches: list[list[int]] = []
     for i in order:  # ascending, so the newest member is the batch's longest
-        if batches and (len(batches[-1]) + 1) * lengths[i] <= batch_tokens:
+        if (batches and (len(batches[-1]) + 1) * lengths[i] <= batch_tokens
+                and lengths[i] - lengths[batches[-1][0]] <= max(2, lengths[i] // 10)):
             batches[-1].append(i)
         else:
             batches.append([i])

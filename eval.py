@@ -1,0 +1,72 @@
+"""Evaluate a trained head, or the zero-shot baselines, on a task's test split.
+
+    python eval.py --task sst2 --head runs/sst2          # the saved head, on the split it was trained with
+    python eval.py --task sst2 --model smollm2-135m --data sample   # zero-shot baselines only
+
+With --head, the data, split, seed, model and window settings default to those the
+head was trained with (its train_config.json), so the scores reproduce its metrics.json.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from errors import UserError, exit_on_user_error
+from training import atomic
+from training.hub import push_head
+from training.outputs import load_head
+from training.session import common_parser, evaluate_head, evaluate_prompt, extract_features, headline, open_session
+
+INHERITED = ("model", "revision", "data", "split", "squad_version", "seed", "limit", "eval_limit",
+             "max_length", "doc_stride")
+
+
+def parse_args(argv: list[str] | None):
+    p = common_parser(__doc__.split("\n\n")[0])
+    p.add_argument("--head", type=Path, help="output directory of a train.py run (holds head.safetensors)")
+    known, _ = p.parse_known_args(argv)
+    if known.head is not None:
+        config_path = known.head / "train_config.json"
+        if not config_path.is_file():
+            raise UserError(f"{config_path} not found: --head needs the output directory of a train.py run")
+        trained = json.loads(config_path.read_text())
+        p.set_defaults(zero_shot="none", **{k: trained[k] for k in INHERITED if k in trained})
+    args = p.parse_args(argv)
+    if args.push_to_hub and args.head is None:
+        raise UserError("--push-to-hub needs --head (the trained head to upload)")
+    return args
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    session = open_session(args)
+    if args.head is not None:  # check before the slow part: a mismatched head fails fast
+        tensors, metadata = load_head(args.head, config=session.lm.config, task=args.task)
+    metrics, predictions = {}, []
+    if args.head is not None or args.zero_shot in ("all", "head"):
+        features = extract_features(session, session.test, "test features")
+        if args.zero_shot in ("all", "head"):
+            metrics["zero_shot_head"], predictions = evaluate_head(session, features)
+            print(f"zero-shot (untrained head): {headline(args.task, metrics['zero_shot_head'])}")
+        if args.head is not None:
+            session.head_model.load_head_state_dict(tensors)
+            metrics["fine_tuned"], predictions = evaluate_head(session, features)
+            print(f"head from {args.head} (base {metadata['base_model']}): "
+                  f"{headline(args.task, metrics['fine_tuned'])}")
+    if args.zero_shot in ("all", "prompt"):
+        metrics["zero_shot_prompt"], prompt_predictions = evaluate_prompt(session)
+        predictions = predictions or prompt_predictions
+        print(f"zero-shot (prompt):         {headline(args.task, metrics['zero_shot_prompt'])}")
+    if args.output:
+        atomic.write_json(Path(args.output) / "metrics.json", metrics)
+        atomic.write_jsonl(Path(args.output) / "predictions.jsonl", predictions)
+        print(f"wrote {args.output}/: metrics.json, predictions.jsonl")
+    if args.push_to_hub:
+        print(f"pushed to {push_head(args.head, args.push_to_hub, base_model=args.model, task=args.task)}")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()
