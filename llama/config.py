@@ -15,59 +15,21 @@ from errors import UserError
 
 SUPPORTED_ROPE_TYPES = ("default", "llama3")
 
+# Fields the published Llama-3.2 config.json files share; the sizes differ per model.
+_LLAMA_3_2 = {
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 128256,
+    "intermediate_size": 8192, "num_key_value_heads": 8, "hidden_act": "silu", "rms_norm_eps": 1e-05,
+    "rope_theta": 500000.0,
+    "rope_scaling": {"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                     "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+    "max_position_embeddings": 131072, "tie_word_embeddings": True, "bos_token_id": 128000,
+    "eos_token_id": 128001, "torch_dtype": "bfloat16",
+}
 PRESETS: dict[str, dict[str, Any]] = {
-    "meta-llama/Llama-3.2-1B": {
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
-        "vocab_size": 128256,
-        "hidden_size": 2048,
-        "intermediate_size": 8192,
-        "num_hidden_layers": 16,
-        "num_attention_heads": 32,
-        "num_key_value_heads": 8,
-        "head_dim": 64,
-        "hidden_act": "silu",
-        "rms_norm_eps": 1e-05,
-        "rope_theta": 500000.0,
-        "rope_scaling": {
-            "factor": 32.0,
-            "high_freq_factor": 4.0,
-            "low_freq_factor": 1.0,
-            "original_max_position_embeddings": 8192,
-            "rope_type": "llama3",
-        },
-        "max_position_embeddings": 131072,
-        "tie_word_embeddings": True,
-        "bos_token_id": 128000,
-        "eos_token_id": 128001,
-        "torch_dtype": "bfloat16",
-    },
-    "meta-llama/Llama-3.2-3B": {
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
-        "vocab_size": 128256,
-        "hidden_size": 3072,
-        "intermediate_size": 8192,
-        "num_hidden_layers": 28,
-        "num_attention_heads": 24,
-        "num_key_value_heads": 8,
-        "head_dim": 128,
-        "hidden_act": "silu",
-        "rms_norm_eps": 1e-05,
-        "rope_theta": 500000.0,
-        "rope_scaling": {
-            "factor": 32.0,
-            "high_freq_factor": 4.0,
-            "low_freq_factor": 1.0,
-            "original_max_position_embeddings": 8192,
-            "rope_type": "llama3",
-        },
-        "max_position_embeddings": 131072,
-        "tie_word_embeddings": True,
-        "bos_token_id": 128000,
-        "eos_token_id": 128001,
-        "torch_dtype": "bfloat16",
-    },
+    "meta-llama/Llama-3.2-1B": {**_LLAMA_3_2, "hidden_size": 2048, "num_hidden_layers": 16,
+                                "num_attention_heads": 32, "head_dim": 64},
+    "meta-llama/Llama-3.2-3B": {**_LLAMA_3_2, "hidden_size": 3072, "num_hidden_layers": 28,
+                                "num_attention_heads": 24, "head_dim": 128},
 }
 
 
