@@ -104,16 +104,19 @@ def converted_checkpoint(name_or_path: str, *, cache_dir: str | os.PathLike | No
     target = cache_entry(path, label, root)
     if target.is_dir():  # only ever created by the rename below, so it is complete
         return target
-    root.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=root))
+    unwritable = f"cannot write the converted checkpoint into {root}: free some space or set LLAMA_CACHE"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=root))
+    except OSError as err:
+        raise UserError(f"{unwritable} ({err})") from None
     try:
         log.info("converting %s into %s (once)", path, target)
         convert(path, scratch)
-        try:
-            os.rename(scratch, target)
-        except OSError:
-            if not target.is_dir():  # not just another process finishing first
-                raise
+        os.rename(scratch, target)
+    except OSError as err:
+        if not target.is_dir():  # else another process finished the same conversion first
+            raise UserError(f"{unwritable} ({err})") from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return target
@@ -127,8 +130,8 @@ def convert(path: Path, out_dir: Path) -> None:
     meta = {key: field.contents() for key, field in reader.fields.items()
             if not key.startswith("GGUF.")}
     config = hub_config(meta, reader, str(path))
+    tokenizer = build_tokenizer(meta, str(path))  # before the slow part: fail fast
     state = state_dict(reader, config, str(path))
-    tokenizer = build_tokenizer(meta, str(path))
     save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
     tokenizer.save(str(out_dir / "tokenizer.json"))
     tok_config = tokenizer_config(meta, config.max_position_embeddings)

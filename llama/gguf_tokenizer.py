@@ -48,6 +48,8 @@ PRE_TOKENIZERS: dict[str, Callable[[], pre_tokenizers.PreTokenizer]] = {
 def build_tokenizer(meta: dict[str, Any], source: str) -> tokenizers.Tokenizer:
     """A byte-level BPE `tokenizers.Tokenizer` from GGUF `tokenizer.ggml.*` metadata."""
     kind = meta.get("tokenizer.ggml.model")
+    if kind is None or "tokenizer.ggml.tokens" not in meta:
+        raise UserError(f"{source} carries no tokenizer (tokenizer.ggml.*); it cannot be converted")
     if kind != "gpt2":
         raise UserError(f"{source}: tokenizer type {kind!r} is not supported; "
                         "only byte-level BPE ('gpt2', as in Llama 3 and SmolLM) GGUFs convert")

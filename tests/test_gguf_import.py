@@ -198,3 +198,12 @@ def test_cli_generates_from_a_gguf_file_and_reports_errors_in_one_line(tmp_path,
     bad = subprocess.run([sys.executable, "-m", "llama", "--model", str(tmp_path / "no.gguf"), "x"],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "no such GGUF file" in bad.stderr
+
+
+def test_unwritable_cache_is_one_line_naming_llama_cache(tmp_path, monkeypatch):
+    path = write_gguf(tmp_path / "tiny.gguf", tiny_model())
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("")
+    monkeypatch.setenv("LLAMA_CACHE", str(blocker / "cache"))
+    with pytest.raises(UserError, match="set LLAMA_CACHE"):
+        gguf_import.converted_checkpoint(str(path))

@@ -78,3 +78,5 @@ def test_unsupported_tokenizers_are_refused_in_one_line():
         build_tokenizer(tiny_meta() | {"tokenizer.ggml.model": "llama"}, "spm.gguf")
     with pytest.raises(UserError, match="pre-tokenizer 'qwen2'"):
         build_tokenizer(tiny_meta("qwen2"), "q.gguf")
+    with pytest.raises(UserError, match="carries no tokenizer"):
+        build_tokenizer({}, "bare.gguf")
