@@ -111,6 +111,9 @@ def test_tokenizer_facts_positive_is_one_id_and_specials_round_trip(tokenizer):
         assert tokenizer.decode([token_id]) == ""
     text = "Héllo wörld!  12345\ttabs\n\nnew lines   😀 日本語 it's <|im_end|>"
     assert tokenizer.decode(tokenizer.encode(text), skip_special_tokens=False) == text
+    ascii_text = "It's 2024: prices rose 3.5%\n\tsaid   the (new) report."
+    offsets = tokenizer.encode_with_offsets(ascii_text).offsets
+    assert "".join(ascii_text[start:end] for start, end in offsets) == ascii_text
 
 
 def test_chat_prompt_matches_the_checkpoint_chat_template(checkpoint):
