@@ -41,7 +41,7 @@ def extract(classifier: SequenceClassifier, tokenizer: Tokenizer, examples: list
         return pool_last_token(classifier.backbone_hidden(ids, mask), mask)
 
     def store(index: int, row: torch.Tensor) -> None:
-        pooled[index] = row.float().cpu()
+        pooled[index] = row.float()
 
     padding = run_frozen(sequences, tokenizer.pad_id, batch_tokens, device, compute, store, desc)
     return PooledFeatures(pooled, torch.tensor([e.label for e in examples]), padding)
@@ -78,7 +78,7 @@ def zero_shot_prompt(lm: LlamaForCausalLM, tokenizer: Tokenizer, examples: list[
         return pool_last_token(lm.model(ids, mask), mask) @ label_rows.T
 
     def store(index: int, row: torch.Tensor) -> None:
-        logits[index] = row.float().cpu()
+        logits[index] = row.float()
 
     run_frozen(sequences, tokenizer.pad_id, batch_tokens, label_rows.device, compute, store, "zero-shot prompt")
     return _score(logits.softmax(-1), examples)

@@ -69,7 +69,7 @@ def sst2_run(tiny, tmp_path_factory) -> Path:
 
 
 def test_sst2_training_lowers_the_loss_and_writes_every_output(sst2_run):
-    history = torch.load(sst2_run / "checkpoint.pt", weights_only=False)["history"]
+    history = torch.load(sst2_run / "checkpoint.pt", weights_only=True)["history"]
     assert history[-1]["mean_loss"] < history[0]["mean_loss"]
     metrics = metrics_of(sst2_run)
     assert {"zero_shot_head", "zero_shot_prompt", "fine_tuned"} <= set(metrics)

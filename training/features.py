@@ -81,7 +81,7 @@ def token_budget_batches(lengths: list[int], batch_tokens: int) -> list[list[int
 def run_frozen(sequences: list[list[int]], pad_id: int, batch_tokens: int, device: torch.device | str,
                compute: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                store: Callable[[int, torch.Tensor], None], desc: str) -> float:
-    """Run `compute` (B, T) ids, mask -> (B, ...) over token-budget batches; `store(index, row)`.
+    """Run `compute` (B, T) ids, mask -> (B, ...) over token-budget batches; `store(index, CPU row)`.
 
     Rows handed to `store` are cut to their sequence's real length when `compute`
     returns per-token outputs. Returns the fraction of computed tokens that were padding.
@@ -91,7 +91,7 @@ def run_frozen(sequences: list[list[int]], pad_id: int, batch_tokens: int, devic
     with tqdm(total=sum(lengths), desc=desc, unit="tok", unit_scale=True, leave=False, disable=None) as bar:
         for batch in token_budget_batches(lengths, batch_tokens):
             ids, mask = pad_right([sequences[i] for i in batch], pad_id)
-            out = compute(ids.to(device), mask.to(device))
+            out = compute(ids.to(device), mask.to(device)).cpu()  # one transfer per batch
             for row, index in enumerate(batch):
                 store(index, out[row, :lengths[index]] if out.dim() == 3 else out[row])
             padded += ids.numel()
