@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from data.qa_answers import answer_questions
 from data.qa_features import QAFeature, make_qa_features
@@ -86,13 +87,15 @@ def zero_shot_prompt(lm: LlamaForCausalLM, tokenizer: Tokenizer, examples: list[
         prompts = [chat_prompt(p) for p in prompts]
     newline = tokenizer.encode("\n", add_bos=False)
     stop_ids = tokenizer.eos_ids + (newline if len(newline) == 1 else [])
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths share a batch
     predictions = {}
-    for first in range(0, len(prompts), batch_size):
-        replies = generate(lm, tokenizer, prompts[first:first + batch_size], max_new_tokens=max_new_tokens,
+    for first in tqdm(range(0, len(order), batch_size), desc="zero-shot prompt", unit="batch", disable=None):
+        batch = order[first:first + batch_size]
+        replies = generate(lm, tokenizer, [prompts[i] for i in batch], max_new_tokens=max_new_tokens,
                            stop_ids=stop_ids)
-        for example, reply in zip(examples[first:first + batch_size], replies):
+        for i, reply in zip(batch, replies):
             answer = reply.strip().split("\n")[0].strip()
-            predictions[example.id] = "" if answer.lower().strip(" .") == NO_ANSWER_WORD else answer
+            predictions[examples[i].id] = "" if answer.lower().strip(" .") == NO_ANSWER_WORD else answer
     return score(examples, predictions, None)
 
 

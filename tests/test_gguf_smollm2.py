@@ -29,8 +29,8 @@ PARAGRAPH = ("The capital of France is Paris. It is known for the Eiffel Tower, 
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    return converted_checkpoint("smollm2-135m", cache_dir=tmp_path_factory.mktemp("gguf-cache"))
+def checkpoint(smollm2_checkpoint) -> Path:
+    return smollm2_checkpoint
 
 
 @pytest.fixture(scope="module")
