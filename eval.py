@@ -16,7 +16,8 @@ from errors import UserError, exit_on_user_error
 from training import atomic
 from training.hub import push_head
 from training.outputs import load_head
-from training.session import common_parser, evaluate_head, evaluate_prompt, extract_features, headline, open_session
+from training.session import (common_parser, evaluate_head, evaluate_prompt, extract_features,
+                              fill_task_defaults, headline, open_session)
 
 INHERITED = ("model", "revision", "data", "split", "squad_version", "seed", "limit", "eval_limit",
              "max_length", "doc_stride")
@@ -32,7 +33,7 @@ def parse_args(argv: list[str] | None):
             raise UserError(f"{config_path} not found: --head needs the output directory of a train.py run")
         trained = json.loads(config_path.read_text())
         p.set_defaults(zero_shot="none", **{k: trained[k] for k in INHERITED if k in trained})
-    args = p.parse_args(argv)
+    args = fill_task_defaults(p.parse_args(argv))
     if args.push_to_hub and args.head is None:
         raise UserError("--push-to-hub needs --head (the trained head to upload)")
     return args

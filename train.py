@@ -19,8 +19,8 @@ from training import atomic
 from training.hub import push_head
 from training.loop import TrainSettings, train_head
 from training.outputs import HEAD_FILE, render_report, save_head
-from training.session import (common_parser, evaluate_head, evaluate_prompt, extract_features, headline,
-                              open_session)
+from training.session import (common_parser, evaluate_head, evaluate_prompt, extract_features,
+                              fill_task_defaults, headline, open_session)
 
 TASK_DEFAULTS = {"sst2": {"lr": 2e-5, "batch_size": 16, "epochs": 3},
                  "squad": {"lr": 5e-5, "batch_size": 32, "epochs": 2}}
@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--examples", type=int, default=8, help="example predictions shown in report.md")
     p.add_argument("--overwrite", action="store_true", help="replace the output of an earlier run")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last epoch")
-    args = p.parse_args(argv)
+    args = fill_task_defaults(p.parse_args(argv))
     for key, value in TASK_DEFAULTS[args.task].items():
         if getattr(args, key) is None:
             setattr(args, key, value)

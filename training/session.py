@@ -53,6 +53,17 @@ def common_parser(description: str) -> ArgumentParser:
     return p
 
 
+def fill_task_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """Defaults that depend on --task: the canonical data set and the SQuAD window length."""
+    if args.max_length is not None and args.task == "sst2":
+        raise UserError("--max-length is for SQuAD windows; SST-2 sentences are never truncated")
+    if args.max_length is None and args.task == "squad":
+        args.max_length = 384
+    if args.data is None:
+        args.data = {"sst2": "sst2", "squad": "squad" if args.squad_version == "1.1" else "squad_v2"}[args.task]
+    return args
+
+
 def resolve_device(args: argparse.Namespace) -> tuple[torch.device, torch.dtype]:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
@@ -95,10 +106,6 @@ class Session:
 
 def open_session(args: argparse.Namespace) -> Session:
     """Load base, tokenizer and data, and build the head with its seeded random init."""
-    if args.max_length is None and args.task == "squad":
-        args.max_length = 384
-    if args.data is None:
-        args.data = {"sst2": "sst2", "squad": "squad" if args.squad_version == "1.1" else "squad_v2"}[args.task]
     device, dtype = resolve_device(args)
     started = time.perf_counter()
     lm = llama.load_pretrained(args.model, dtype=dtype, device=device, revision=args.revision)
@@ -122,8 +129,6 @@ def extract_features(session: Session, examples: list, desc: str):
     """The frozen base's cached outputs for `examples` (one pass, timed)."""
     args, started = session.args, time.perf_counter()
     if args.task == "sst2":
-        if args.max_length:
-            raise UserError("--max-length is for SQuAD windows; SST-2 sentences are never truncated")
         features = sst2_task.extract(session.head_model, session.tokenizer, examples, args.batch_tokens, desc)
     else:
         features = squad_task.extract(session.head_model, session.tokenizer, examples, max_length=args.max_length,
