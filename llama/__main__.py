@@ -11,7 +11,7 @@ import logging
 
 import torch
 
-from errors import UserError, exit_on_user_error
+from errors import ArgumentParser, UserError, exit_on_user_error
 
 from .chat import chat_prompt
 from .generate import generate
@@ -19,13 +19,13 @@ from .loading import load_pretrained, load_tokenizer
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m llama", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m llama", description=__doc__.splitlines()[0])
     parser.add_argument("prompt", help="text to continue (with --chat: the user's message)")
     parser.add_argument("--model", default="smollm2-135m",
                         help="GGUF preset, .gguf file, checkpoint directory or Hub id")
     parser.add_argument("--chat", action="store_true", help="wrap the prompt in ChatML for instruct models")
     parser.add_argument("--system", help="system message for --chat")
-    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--max-new-tokens", type=int, default=64, help="stop after this many tokens")
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     parser.add_argument("--top-k", type=int, help="sample only among the k likeliest tokens")
     parser.add_argument("--seed", type=int, help="seed for sampling")
