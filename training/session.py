@@ -21,8 +21,17 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 ZERO_SHOT = ("all", "head", "prompt", "none")
 
 
+class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """Show a flag's default in --help only when it has one (not None / False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def common_parser(description: str) -> ArgumentParser:
-    p = ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = ArgumentParser(description=description, formatter_class=DefaultsHelp)
     p.add_argument("--task", required=True, choices=["sst2", "squad"], help="which task head")
     p.add_argument("--model", default="meta-llama/Llama-3.2-1B",
                    help="Hub id, checkpoint directory, .gguf file, or smollm2-135m (bundled, offline)")
