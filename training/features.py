@@ -3,12 +3,13 @@
 Sequence classification needs one pooled vector per sentence, (N, C), kept in memory.
 QA needs every token's hidden state of every window: rows of varying length T_i,
 stored end to end in one (sum T_i, C) bfloat16 table, in memory while it fits
-`budget_bytes`, else in a disk-backed memmap. bfloat16 halves the footprint and
+`budget_bytes`, else in a disk-backed memmap under $TMPDIR. bfloat16 halves the footprint and
 keeps float32's range, so large activations cannot overflow as they could in fp16.
 """
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from typing import Callable
 
@@ -17,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from data.batching import pad_right
+from errors import UserError
 
 
 class TokenFeatureTable:
@@ -26,8 +28,14 @@ class TokenFeatureTable:
         self.lengths = lengths
         self.starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         rows = int(self.starts[-1])
-        self.on_disk = rows * dim * 2 > budget_bytes
+        size = rows * dim * 2
+        self.on_disk = size > budget_bytes
         if self.on_disk:  # bf16 bits in a uint16 memmap, viewed back as bf16 when read
+            free = shutil.disk_usage(tempfile.gettempdir()).free
+            if size > free:
+                raise UserError(f"the cached features need {size / 2**30:.1f} GiB but {tempfile.gettempdir()} "
+                                f"has {free / 2**30:.1f} GiB free: set TMPDIR to a larger disk, raise "
+                                "--feature-budget-gb, or use --limit")
             self._file = tempfile.NamedTemporaryFile(prefix="features-", suffix=".bin")
             self._bits = np.memmap(self._file.name, dtype=np.uint16, mode="w+", shape=(rows, dim))
         else:

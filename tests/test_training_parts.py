@@ -1,0 +1,81 @@
+"""The pieces under train.py: the feature table, token-budget batches, the schedule, pooling, the QA loss."""
+
+from __future__ import annotations
+
+import random
+from collections import namedtuple
+
+import pytest
+import torch
+
+from errors import UserError
+from heads import pool_last_token, qa_loss
+from training import features
+from training.features import TokenFeatureTable, token_budget_batches
+from training.loop import TrainSettings, epoch_batches, lr_lambda
+
+
+@pytest.mark.parametrize("budget", [10**9, 0], ids=["memory", "disk"])
+def test_feature_table_round_trips_rows_in_bf16(budget):
+    lengths = [3, 1, 5, 2]
+    table = TokenFeatureTable(lengths, 4, budget_bytes=budget)
+    assert table.on_disk == (budget == 0)
+    rows = [torch.randn(n, 4) for n in lengths]
+    for i, row in enumerate(rows):
+        table.write(i, row)
+    for i, row in enumerate(rows):
+        assert torch.equal(table.read(i), row.to(torch.bfloat16))
+    hidden, mask = table.batch([2, 1])
+    assert hidden.shape == (2, 5, 4) and mask.tolist() == [[1] * 5, [1, 0, 0, 0, 0]]
+    assert torch.equal(hidden[1, 0], rows[1][0].to(torch.bfloat16).float()) and not hidden[1, 1:].any()
+
+
+def test_feature_table_refuses_a_disk_without_room(monkeypatch):
+    Usage = namedtuple("Usage", "total used free")
+    monkeypatch.setattr(features.shutil, "disk_usage", lambda path: Usage(10, 10, 0))
+    with pytest.raises(UserError, match="TMPDIR"):
+        TokenFeatureTable([100], 8, budget_bytes=0)
+
+
+def test_token_budget_batches_cover_every_index_once_within_budget():
+    rng = random.Random(0)
+    lengths = [rng.randint(1, 60) for _ in range(500)]
+    batches = token_budget_batches(lengths, batch_tokens=256)
+    assert sorted(i for b in batches for i in b) == list(range(500))
+    for batch in batches:
+        longest = max(lengths[i] for i in batch)
+        assert len(batch) == 1 or len(batch) * longest <= 256
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    assert 1 - sum(lengths) / padded < 0.1
+
+
+def test_epoch_order_depends_only_on_seed_and_epoch():
+    assert epoch_batches(50, 8, seed=1, epoch=2) == epoch_batches(50, 8, seed=1, epoch=2)
+    assert epoch_batches(50, 8, seed=1, epoch=2) != epoch_batches(50, 8, seed=1, epoch=3)
+    assert sorted(i for b in epoch_batches(50, 8, 1, 0) for i in b) == list(range(50))
+
+
+def test_linear_schedule_warms_up_then_decays_to_zero():
+    factor = lr_lambda(TrainSettings(epochs=1, lr=1.0, batch_size=1, seed=0, warmup_ratio=0.2), 10)
+    assert [round(factor(s), 3) for s in range(10)] == [0.5, 1.0, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125]
+    constant = lr_lambda(TrainSettings(epochs=1, lr=1.0, batch_size=1, seed=0, schedule="constant"), 10)
+    assert {constant(s) for s in range(10)} == {1.0}
+
+
+def test_pooling_takes_the_last_real_token_for_left_and_right_padding():
+    hidden = torch.arange(2 * 4 * 1, dtype=torch.float).view(2, 4, 1)
+    right = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    left = torch.tensor([[0, 0, 1, 1], [0, 1, 1, 1]])
+    assert pool_last_token(hidden, right).flatten().tolist() == [1.0, 7.0]
+    assert pool_last_token(hidden, left).flatten().tolist() == [3.0, 7.0]
+
+
+def test_qa_loss_is_the_mean_of_start_and_end_cross_entropy_and_ignores_outside_positions():
+    start, end = torch.randn(3, 5), torch.randn(3, 5)
+    starts, ends = torch.tensor([0, 2, 4]), torch.tensor([1, 3, 4])
+    expected = (torch.nn.functional.cross_entropy(start, starts) + torch.nn.functional.cross_entropy(end, ends)) / 2
+    torch.testing.assert_close(qa_loss(start, end, starts, ends), expected)
+    outside = qa_loss(start, end, torch.tensor([0, 2, 9]), torch.tensor([1, 3, 9]))
+    expected = (torch.nn.functional.cross_entropy(start[:2], starts[:2])
+                + torch.nn.functional.cross_entropy(end[:2], ends[:2])) / 2
+    torch.testing.assert_close(outside, expected)
