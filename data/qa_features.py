@@ -62,6 +62,11 @@ def make_qa_features(examples: list[QAExample], tokenizer: "Tokenizer", max_leng
     contexts = list(dict.fromkeys(e.context for e in examples))
     encoded = tokenizer.backend.encode_batch(contexts, add_special_tokens=False)
     context_tokens = {c: (enc.ids, enc.offsets) for c, enc in zip(contexts, encoded)}
+    for context, (_, offsets) in context_tokens.items():
+        if any(start == end for start, end in offsets):
+            raise UserError("the tokenizer gave zero-width character offsets (a known fault of some "
+                            "`tokenizers` versions with Llama-3's tokenizer), so answers cannot be located: "
+                            "upgrade it with `pip install -U tokenizers`")
     questions = tokenizer.backend.encode_batch([e.question.strip() for e in examples],
                                                add_special_tokens=False)
     features = []

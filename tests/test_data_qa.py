@@ -200,3 +200,24 @@ def test_padded_torch_logits_give_the_same_answers_as_numpy_rows(tok):
     got = answer_questions(examples, features, padded[0].bfloat16(), padded[1], allow_no_answer=True)
     assert got[0] == expected[0]
     assert got[1] == pytest.approx(expected[1], abs=0.02)  # bf16 rounding of the logits
+
+
+def test_zero_width_offsets_from_a_faulty_tokenizer_are_refused(tok, monkeypatch):
+    real = tok.backend.encode_batch
+
+    class Broken:  # what some tokenizers versions returned for Llama-3: every span empty
+        def __init__(self, enc):
+            self.ids, self.offsets = enc.ids, [(s, s) for s, _ in enc.offsets]
+
+    def broken_encode_batch(texts, add_special_tokens=False):
+        return [Broken(e) for e in real(texts, add_special_tokens=add_special_tokens)]
+
+    class BrokenBackend:
+        encode_batch = staticmethod(broken_encode_batch)
+
+        def __getattr__(self, name):
+            return getattr(real.__self__, name)
+
+    monkeypatch.setattr(tok, "backend", BrokenBackend())
+    with pytest.raises(UserError, match="zero-width"):
+        make_qa_features([example("q1", SENTENCES[0], "Normans")], tok)
