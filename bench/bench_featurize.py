@@ -3,7 +3,7 @@
 Times `make_qa_features` on the whole SQuAD v1.1 dev set (10,570 questions, default
 384 / 128 windows) with the SmolLM2 tokenizer, best of `--repeats` runs after one warm-up,
 and the SST-2 training-file tokenisation. Then reports the padding fraction of SST-2
-training batches three ways: random order, length-bucketed (training), sorted (inference).
+training-file batches two ways: random order, and sorted with a token budget (what train.py runs).
 
     python bench/bench_featurize.py [--squad PATH] [--sst2 PATH] [--repeats 3] [--batch-size 32]
 
@@ -35,7 +35,7 @@ def best_time(fn, repeats: int) -> tuple[float, object]:
 
 
 def main() -> None:
-    from data.batching import length_bucketed_batches, padding_fraction
+    from data.batching import padding_fraction, token_budget_batches
     from data.qa_features import make_qa_features
     from data.sources import fetch
     from data.splits import shuffled_indices
@@ -83,12 +83,11 @@ def main() -> None:
           f"(mean {sum(lengths) / len(lengths):.1f}, max {max(lengths)}):\n")
     print("| batching | padding fraction |")
     print("| --- | --- |")
+    budget = args.batch_size * max(lengths)
     for name, batches in (("random order", random_batches),
-                          ("length-bucketed, 50 batches a bucket (training)",
-                           length_bucketed_batches(lengths, args.batch_size, seed=1)),
-                          ("sorted by length (inference)", length_bucketed_batches(lengths, args.batch_size, None))):
+                          (f"sorted, token budget {budget:,} (what train.py runs)",
+                           token_budget_batches(lengths, budget))):
         print(f"| {name} | {padding_fraction(batches, lengths):.1%} |")
-
 
 if __name__ == "__main__":
     main()

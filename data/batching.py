@@ -1,40 +1,33 @@
-"""Length-bucketed batches with dynamic padding: most of each batch is real tokens.
+"""Batches for the frozen forward pass: sorted by length, sized by a token budget.
 
-Sentences vary from 2 to 60+ tokens; batching them in random order pads every batch to
-its longest member, and the model spends most of its time on padding. Sorting the whole
-set by length would remove the padding but also the randomness SGD wants. The middle
-road: shuffle, cut into buckets of `bucket_size_in_batches` batches, sort each bucket by
-length, cut it into batches, and shuffle the batches. Padding is then only the length
-spread inside one batch of a sorted bucket.
+Sentences vary from 2 to 60+ tokens and QA windows up to 384; batching them in random
+order pads every batch to its longest member, and the model spends much of its time on
+padding. The frozen base runs once, for inference, so nothing needs shuffling: sorting by
+length puts near-equal lengths together, and a token budget lets many short sentences
+share a forward pass while long windows go a few at a time. (Training then runs over the
+cached features, which need no padding at all.)
 """
 
 from __future__ import annotations
 
 import torch
 
-from .splits import shuffled_indices
 
+def token_budget_batches(lengths: list[int], batch_tokens: int) -> list[list[int]]:
+    """Indices sorted by length, grouped so each padded batch holds at most `batch_tokens`.
 
-def length_bucketed_batches(lengths: list[int], batch_size: int, seed: int | None,
-                            bucket_size_in_batches: int = 50) -> list[list[int]]:
-    """Lists of item indices, each item exactly once.
-
-    seed None (inference): all items sorted longest first, no randomness, so the first
-    batch is the largest and a memory problem shows at once. Otherwise the bucketed
-    shuffle above, reproducible for a given seed (see `data.splits`).
+    A batch also closes once its lengths differ by more than 10% (or 2 tokens), so padding
+    stays a few percent. A sequence longer than the budget gets a batch of its own.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if seed is None:
-        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-        return [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
-    order = shuffled_indices(len(lengths), seed)
-    bucket = batch_size * bucket_size_in_batches
-    batches = []
-    for b in range(0, len(order), bucket):
-        in_bucket = sorted(order[b:b + bucket], key=lambda i: lengths[i])
-        batches += [in_bucket[k:k + batch_size] for k in range(0, len(in_bucket), batch_size)]
-    return [batches[k] for k in shuffled_indices(len(batches), seed + 1)]
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    for i in order:  # ascending, so the newest member is the batch's longest
+        if (batches and (len(batches[-1]) + 1) * lengths[i] <= batch_tokens
+                and lengths[i] - lengths[batches[-1][0]] <= max(2, lengths[i] // 10)):
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 def pad_right(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

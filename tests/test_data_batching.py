@@ -1,4 +1,4 @@
-"""Length-bucketed batches: every item once, little padding, seeded, and a correct mask."""
+"""Token-budget batches: every item once, within the budget, little padding; and a correct mask."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 import pytest
 import torch
 
-from data.batching import length_bucketed_batches, pad_right, padding_fraction
+from data.batching import pad_right, padding_fraction, token_budget_batches
 
 
 @pytest.fixture
@@ -16,26 +16,22 @@ def lengths() -> list[int]:
     return [rng.randint(2, 60) for _ in range(5_000)]
 
 
-def test_every_item_appears_exactly_once_in_train_and_inference_batches(lengths):
-    for seed in (1, None):
-        batches = length_bucketed_batches(lengths, 32, seed)
-        assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
-        assert all(1 <= len(b) <= 32 for b in batches)
+def test_every_item_appears_exactly_once_within_the_token_budget(lengths):
+    batches = token_budget_batches(lengths, batch_tokens=1024)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert all(len(b) * max(lengths[i] for i in b) <= 1024 for b in batches)
 
 
-def test_inference_batches_are_sorted_longest_first(lengths):
-    flat = [i for b in length_bucketed_batches(lengths, 32, None) for i in b]
-    assert [lengths[i] for i in flat] == sorted(lengths, reverse=True)
+def test_a_sequence_longer_than_the_budget_gets_a_batch_of_its_own():
+    assert token_budget_batches([5, 500, 6], batch_tokens=100) == [[0, 2], [1]]
 
 
-def test_bucketing_cuts_padding_far_below_random_batches_and_is_seeded(lengths):
-    bucketed = length_bucketed_batches(lengths, 32, seed=1)
+def test_sorted_budget_batches_cut_padding_far_below_random_batches(lengths):
+    budget = token_budget_batches(lengths, batch_tokens=1024)
     order = list(range(len(lengths)))
     random.Random(1).shuffle(order)
     unsorted = [order[k:k + 32] for k in range(0, len(order), 32)]
-    assert padding_fraction(bucketed, lengths) < 0.05 < 0.3 < padding_fraction(unsorted, lengths)
-    assert bucketed == length_bucketed_batches(lengths, 32, seed=1)
-    assert bucketed != length_bucketed_batches(lengths, 32, seed=2)
+    assert padding_fraction(budget, lengths) < 0.05 < 0.3 < padding_fraction(unsorted, lengths)
 
 
 def test_padding_fraction_counts_pad_tokens_over_all_tokens():

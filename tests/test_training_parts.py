@@ -1,8 +1,7 @@
-"""The pieces under train.py: the feature table, token-budget batches, the schedule, pooling, the QA loss."""
+"""The pieces under train.py: the feature table, the schedule, pooling, the QA loss."""
 
 from __future__ import annotations
 
-import random
 from collections import namedtuple
 
 import pytest
@@ -11,7 +10,7 @@ import torch
 from errors import UserError
 from heads import pool_last_token, qa_loss
 from training import features
-from training.features import TokenFeatureTable, token_budget_batches
+from training.features import TokenFeatureTable
 from training.loop import TrainSettings, epoch_batches, lr_lambda
 
 
@@ -35,18 +34,6 @@ def test_feature_table_refuses_a_disk_without_room(monkeypatch):
     monkeypatch.setattr(features.shutil, "disk_usage", lambda path: Usage(10, 10, 0))
     with pytest.raises(UserError, match="TMPDIR"):
         TokenFeatureTable([100], 8, budget_bytes=0)
-
-
-def test_token_budget_batches_cover_every_index_once_within_budget():
-    rng = random.Random(0)
-    lengths = [rng.randint(1, 60) for _ in range(500)]
-    batches = token_budget_batches(lengths, batch_tokens=256)
-    assert sorted(i for b in batches for i in b) == list(range(500))
-    for batch in batches:
-        longest = max(lengths[i] for i in batch)
-        assert len(batch) == 1 or len(batch) * longest <= 256
-    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
-    assert 1 - sum(lengths) / padded < 0.1
 
 
 def test_epoch_order_depends_only_on_seed_and_epoch():

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from data.batching import pad_right
+from data.batching import pad_right, padding_fraction, token_budget_batches
 from errors import UserError
 
 
@@ -68,24 +68,6 @@ class TokenFeatureTable:
         return hidden, mask
 
 
-def token_budget_batches(lengths: list[int], batch_tokens: int) -> list[list[int]]:
-    """Indices sorted by length, grouped so each padded batch holds at most `batch_tokens`.
-
-    Sorting makes neighbours nearly equal in length, and a batch closes once its
-    lengths differ by more than 10% (or 2 tokens), so padding stays a few percent; the
-    budget lets many short sentences share a forward pass while long windows go few at a time.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches: list[list[int]] = []
-    for i in order:  # ascending, so the newest member is the batch's longest
-        if (batches and (len(batches[-1]) + 1) * lengths[i] <= batch_tokens
-                and lengths[i] - lengths[batches[-1][0]] <= max(2, lengths[i] // 10)):
-            batches[-1].append(i)
-        else:
-            batches.append([i])
-    return batches
-
-
 def run_frozen(sequences: list[list[int]], pad_id: int, batch_tokens: int, device: torch.device | str,
                compute: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                store: Callable[[int, torch.Tensor], None], desc: str) -> float:
@@ -95,14 +77,12 @@ def run_frozen(sequences: list[list[int]], pad_id: int, batch_tokens: int, devic
     returns per-token outputs. Returns the fraction of computed tokens that were padding.
     """
     lengths = [len(s) for s in sequences]
-    padded = real = 0
+    batches = token_budget_batches(lengths, batch_tokens)
     with tqdm(total=sum(lengths), desc=desc, unit="tok", unit_scale=True, leave=False, disable=None) as bar:
-        for batch in token_budget_batches(lengths, batch_tokens):
+        for batch in batches:
             ids, mask = pad_right([sequences[i] for i in batch], pad_id)
             out = compute(ids.to(device), mask.to(device)).cpu()  # one transfer per batch
             for row, index in enumerate(batch):
                 store(index, out[row, :lengths[index]] if out.dim() == 3 else out[row])
-            padded += ids.numel()
-            real += sum(lengths[i] for i in batch)
             bar.update(sum(lengths[i] for i in batch))
-    return 1 - real / padded if padded else 0.0
+    return padding_fraction(batches, lengths)
