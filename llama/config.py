@@ -75,12 +75,6 @@ class LlamaConfig:
         scaling = self.rope_scaling or {}
         return scaling.get("rope_type", scaling.get("type", "default"))
 
-    @property
-    def eos_token_ids(self) -> list[int]:
-        if self.eos_token_id is None:
-            return []
-        return [self.eos_token_id] if isinstance(self.eos_token_id, int) else list(self.eos_token_id)
-
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "config") -> "LlamaConfig":
         """Check that `raw` describes a Llama and keep the fields this model uses."""

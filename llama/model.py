@@ -210,7 +210,3 @@ class LlamaForCausalLM(nn.Module):
                 position_ids: torch.Tensor | None = None, cache: KVCache | None = None) -> torch.Tensor:
         """(B, T) ids -> (B, T, vocab) logits."""
         return self.lm_head(self.model(input_ids, attention_mask, position_ids, cache))
-
-    def num_params(self) -> int:
-        """Distinct parameters (a tied embedding counts once)."""
-        return sum(p.numel() for p in self.parameters())

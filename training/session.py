@@ -15,7 +15,6 @@ from heads import QuestionAnswerer, SequenceClassifier
 from tasks import squad as squad_task
 from tasks import sst2 as sst2_task
 
-from .outputs import config_fingerprint
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 ZERO_SHOT = ("all", "head", "prompt", "none")
@@ -107,10 +106,6 @@ class Session:
     def task(self):
         """The task's module: extract, batch_loss, evaluate, zero_shot_prompt."""
         return {"sst2": sst2_task, "squad": squad_task}[self.args.task]
-
-    @property
-    def fingerprint(self) -> str:
-        return config_fingerprint(self.lm.config)
 
 
 def open_session(args: argparse.Namespace) -> Session:
