@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from errors import UserError, exit_on_user_error
+from llama.loading import REPO_ID
 from training import atomic
 from training.hub import push_head
 from training.outputs import load_head
@@ -23,17 +24,34 @@ INHERITED = ("model", "revision", "data", "split", "squad_version", "seed", "lim
              "max_length", "doc_stride")
 
 
+def resolve_head(head: str) -> Path:
+    """A local run directory as is; a Hub repo id downloaded (head, config and metrics only)."""
+    path = Path(head).expanduser()
+    if path.is_dir() or not REPO_ID.match(head):
+        return path
+    import huggingface_hub
+
+    try:
+        return Path(huggingface_hub.snapshot_download(head, allow_patterns=["head.safetensors", "*.json"]))
+    except Exception as err:  # offline, missing, gated: one line either way
+        raise UserError(f"cannot download the head {head!r} ({type(err).__name__}); pass the run's local "
+                        "directory, or log in (`huggingface-cli login` or HF_TOKEN=...)") from None
+
+
 def parse_args(argv: list[str] | None):
     p = common_parser(__doc__.split("\n\n")[0])
-    p.add_argument("--head", type=Path, help="output directory of a train.py run (holds head.safetensors)")
+    p.add_argument("--head", help="output directory of a train.py run (holds head.safetensors), "
+                                  "or the Hub repo a run was pushed to")
     known, _ = p.parse_known_args(argv)
     if known.head is not None:
+        known.head = resolve_head(known.head)
         config_path = known.head / "train_config.json"
         if not config_path.is_file():
             raise UserError(f"{config_path} not found: --head needs the output directory of a train.py run")
         trained = json.loads(config_path.read_text())
         p.set_defaults(zero_shot="none", **{k: trained[k] for k in INHERITED if k in trained})
     args = fill_task_defaults(p.parse_args(argv))
+    args.head = known.head
     if args.push_to_hub and args.head is None:
         raise UserError("--push-to-hub needs --head (the trained head to upload)")
     return args

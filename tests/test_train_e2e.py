@@ -202,3 +202,18 @@ def test_unreachable_model_id_is_one_line(tmp_path, monkeypatch, capsys):
     code, err = run(train_script, [*SST2, "--model", "no-such-org/no-such-model", "--output",
                                    str(tmp_path / "x")], capsys)
     assert code == 2 and "HF_TOKEN" in err and err.count("\n") == 1
+
+
+def test_eval_downloads_a_head_pushed_to_the_hub(sst2_run, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    asked = {}
+
+    def fake_snapshot_download(repo_id, allow_patterns=None, **kwargs):
+        asked.update(repo=repo_id, patterns=allow_patterns)
+        return str(sst2_run)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    assert run(eval_script, ["--task", "sst2", "--head", "me/sst2-head", "--output", str(tmp_path)])[0] == 0
+    assert asked == {"repo": "me/sst2-head", "patterns": ["head.safetensors", "*.json"]}
+    assert metrics_of(tmp_path)["fine_tuned"] == metrics_of(sst2_run)["fine_tuned"]

@@ -13,7 +13,7 @@ UPLOADED = ["head.safetensors", "train_config.json", "metrics.json"]
 def model_card(report: str, base_model: str, task: str) -> str:
     front_matter = f"---\nbase_model: {base_model}\nlibrary_name: pytorch\ntags:\n- {task}\n- frozen-base-head\n---\n\n"
     usage = ("\n## Use\n\nThis repository holds only the trained head; the frozen base is "
-             f"`{base_model}`.\n\n```\npython eval.py --task {task} --model {base_model} --head <this repo, downloaded>\n```\n")
+             f"`{base_model}`.\n\n```\npython eval.py --task {task} --model {base_model} --head <this repo id>\n```\n")
     return front_matter + report + usage
 
 
