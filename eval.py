@@ -10,6 +10,7 @@ head was trained with (its train_config.json), so the scores reproduce its metri
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from errors import UserError, exit_on_user_error
@@ -63,6 +64,9 @@ def main(argv: list[str] | None = None) -> dict:
     session = open_session(args)
     if args.head is not None:  # check before the slow part: a mismatched head fails fast
         tensors, metadata = load_head(args.head, config=session.lm.config, task=args.task)
+        if metadata["base_model"] != args.model:
+            print(f"warning: the head was trained on {metadata['base_model']}, evaluated on {args.model} "
+                  "(same architecture)", file=sys.stderr)
     metrics, predictions = {}, []
     if args.head is not None or args.zero_shot in ("all", "head"):
         features = extract_features(session, session.test, "test features")

@@ -217,3 +217,12 @@ def test_eval_downloads_a_head_pushed_to_the_hub(sst2_run, tmp_path, monkeypatch
     assert run(eval_script, ["--task", "sst2", "--head", "me/sst2-head", "--output", str(tmp_path)])[0] == 0
     assert asked == {"repo": "me/sst2-head", "patterns": ["head.safetensors", "*.json"]}
     assert metrics_of(tmp_path)["fine_tuned"] == metrics_of(sst2_run)["fine_tuned"]
+
+
+def test_head_on_another_checkpoint_of_the_same_architecture_warns(sst2_run, tiny, tmp_path, capsys):
+    twin = tmp_path / "twin"
+    shutil.copytree(tiny, twin)
+    config = json.loads((twin / "config.json").read_text())
+    (twin / "config.json").write_text(json.dumps({**config, "torch_dtype": "bfloat16"}))
+    code, err = run(eval_script, ["--task", "sst2", "--head", str(sst2_run), "--model", str(twin)], capsys)
+    assert code == 0 and "warning: the head was trained on" in err

@@ -18,9 +18,18 @@ from .atomic import atomic_path
 HEAD_FILE = "head.safetensors"
 
 
+NOT_ARCHITECTURE = ("torch_dtype", "bos_token_id", "eos_token_id", "pad_token_id")
+
+
 def config_fingerprint(config: LlamaConfig) -> str:
-    """A short hash of the base's architecture: a head only fits the base it was trained on."""
-    return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+    """A short hash of the base's architecture (not its storage dtype or special-token ids).
+
+    A head only fits hidden states of the shape and kind it was trained on; two checkpoints
+    of one architecture (a base model and its instruct tune) share a fingerprint, so
+    eval.py also compares the base model names and warns when they differ.
+    """
+    fields = {k: v for k, v in config.to_dict().items() if k not in NOT_ARCHITECTURE}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def save_head(path: Path, tensors: dict[str, torch.Tensor], *, base_model: str, config: LlamaConfig,
@@ -49,21 +58,20 @@ def load_head(directory: Path, *, config: LlamaConfig, task: str) -> tuple[dict[
     return tensors, metadata
 
 
-def _fmt(value: float, scale: float) -> str:
-    return f"{value * scale:.3f}" if isinstance(value, (int, float)) else "-"
+def _fmt(value: float | None) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
 
 
-def metric_rows(task: str, metrics: dict) -> list[tuple[str, str, float]]:
-    """(label, key path, scale factor) rows for the report table."""
+def metric_rows(task: str, metrics: dict) -> list[tuple[str, str]]:
+    """(label with its scale, key path into a metrics dict) rows for the report table."""
     if task == "sst2":
-        return [("Accuracy", "accuracy", 1), ("Precision", "precision", 1), ("Recall", "recall", 1),
-                ("F1", "f1", 1)]
-    rows = [("Exact match (0-100)", "squad.exact", 1), ("Token F1 (0-100)", "squad.f1", 1)]
+        return [("Accuracy", "accuracy"), ("Precision", "precision"), ("Recall", "recall"), ("F1", "f1")]
+    rows = [("Exact match (0-100)", "squad.exact"), ("Token F1 (0-100)", "squad.f1")]
     if "NoAns_total" in metrics.get("fine_tuned", {}).get("squad", {}):
-        rows += [("HasAns F1 (0-100)", "squad.HasAns_f1", 1), ("NoAns exact (0-100)", "squad.NoAns_exact", 1),
-                 ("Best F1 (0-100)", "squad.best_f1", 1)]
-    return rows + [("BLEU (0-1)", "bleu.bleu", 1), ("ROUGE-1 (0-1)", "rouge.rouge1", 1),
-                   ("ROUGE-2 (0-1)", "rouge.rouge2", 1), ("ROUGE-L (0-1)", "rouge.rougeL", 1)]
+        rows += [("HasAns F1 (0-100)", "squad.HasAns_f1"), ("NoAns exact (0-100)", "squad.NoAns_exact"),
+                 ("Best F1 (0-100)", "squad.best_f1")]
+    return rows + [("BLEU (0-1)", "bleu.bleu"), ("ROUGE-1 (0-1)", "rouge.rouge1"),
+                   ("ROUGE-2 (0-1)", "rouge.rouge2"), ("ROUGE-L (0-1)", "rouge.rougeL")]
 
 
 def _lookup(metrics: dict | None, key: str):
@@ -81,8 +89,8 @@ def render_report(*, task: str, model: str, metrics: dict, params: dict, history
                ("Fine-tuned", "fine_tuned")]
     lines = [f"# {task} head on frozen {model}", "",
              "| Metric | " + " | ".join(c for c, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for label, key, scale in metric_rows(task, metrics):
-        lines.append(f"| {label} | " + " | ".join(_fmt(_lookup(metrics.get(k), key), scale) for _, k in columns) + " |")
+    for label, key in metric_rows(task, metrics):
+        lines.append(f"| {label} | " + " | ".join(_fmt(_lookup(metrics.get(k), key)) for _, k in columns) + " |")
     lines += ["", "## Parameters", "", "| | count |", "|---|---|",
               f"| total | {params['total']:,} |", f"| trainable (head) | {params['trainable']:,} |",
               f"| frozen (base) | {params['frozen']:,} |", "", "## Training", "",
