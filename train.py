@@ -61,7 +61,8 @@ def prepare_output(args) -> dict:
         changed = sorted(k for k in set(config) | set(earlier) if config.get(k) != earlier.get(k))
         if changed:
             raise UserError(f"--resume with other settings than the run in {args.output}: {', '.join(changed)}")
-    elif args.output.exists() and any(args.output.iterdir()):
+    elif args.output.exists() and {p.name for p in args.output.iterdir()} - {"train_config.json"}:
+        # (a directory holding only train_config.json is a run stopped before its first epoch)
         if not args.overwrite:
             raise UserError(f"{args.output} holds another run; pass --overwrite to replace it, "
                             "--resume to continue it, or another --output")

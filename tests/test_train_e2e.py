@@ -226,3 +226,11 @@ def test_head_on_another_checkpoint_of_the_same_architecture_warns(sst2_run, tin
     (twin / "config.json").write_text(json.dumps({**config, "torch_dtype": "bfloat16"}))
     code, err = run(eval_script, ["--task", "sst2", "--head", str(sst2_run), "--model", str(twin)], capsys)
     assert code == 0 and "warning: the head was trained on" in err
+
+
+def test_a_run_stopped_before_its_first_epoch_can_simply_be_started_again(tiny, tmp_path):
+    out = tmp_path / "early"
+    out.mkdir()
+    (out / "train_config.json").write_text("{}")  # what Ctrl-C during feature extraction leaves
+    assert run(train_script, [*SST2, "--model", str(tiny), "--output", str(out), "--zero-shot", "none"])[0] == 0
+    assert (out / "head.safetensors").exists()
