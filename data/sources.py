@@ -19,7 +19,6 @@ the official dev file.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import shutil
@@ -30,7 +29,7 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
-from errors import UserError, exit_on_user_error
+from errors import ArgumentParser, UserError, exit_on_user_error
 
 from .splits import holdout_split, take
 from .squad import check_answer_spans, read_squad_json
@@ -191,7 +190,7 @@ def _check_squad(examples: list, path: Path, squad_version: str) -> None:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     """Load (and on first use download) a task's data and print what the split holds."""
-    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser = ArgumentParser(description=main.__doc__)
     parser.add_argument("--task", choices=sorted(SAMPLES), required=True)
     parser.add_argument("--data", required=True, help="a path, sst2, squad, squad_v2 or sample")
     parser.add_argument("--split", choices=("holdout", "dev"), default="holdout")
