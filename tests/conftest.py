@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -61,6 +62,30 @@ def smollm2_checkpoint() -> Path:
     from llama.gguf_import import converted_checkpoint
 
     return converted_checkpoint("smollm2-135m")
+
+
+def tiny_checkpoint(directory: Path, tokenizer_dir: Path, hidden: int, seed: int) -> Path:
+    """A random 2-layer Llama over SmolLM2's vocabulary, saved as a Hub-layout directory."""
+    from llama import LlamaConfig, LlamaForCausalLM
+    from safetensors.torch import save_file
+
+    config = LlamaConfig(vocab_size=49152, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, rope_theta=10000.0,
+                         max_position_embeddings=1024, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    directory.mkdir(parents=True)
+    state = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    save_file(state, str(directory / "model.safetensors"))
+    (directory / "config.json").write_text(json.dumps(config.to_dict()))
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tokenizer_dir / name, directory / name)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory, smollm2_checkpoint) -> Path:
+    return tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "model", smollm2_checkpoint, 32, seed=0)
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:

@@ -13,33 +13,12 @@ from safetensors.torch import save_file
 
 import eval as eval_script
 import train as train_script
-from llama import LlamaConfig, LlamaForCausalLM
+from conftest import tiny_checkpoint
 
 SST2 = ["--task", "sst2", "--data", "sample", "--lr", "1e-2", "--epochs", "3", "--limit", "96",
         "--eval-limit", "40", "--batch-size", "16"]
 SQUAD = ["--task", "squad", "--squad-version", "2.0", "--data", "sample", "--lr", "1e-2", "--epochs", "2",
          "--limit", "24", "--eval-limit", "12", "--batch-size", "8", "--max-length", "192", "--doc-stride", "64"]
-
-
-def tiny_checkpoint(directory: Path, tokenizer_dir: Path, hidden: int, seed: int) -> Path:
-    """A random 2-layer Llama over SmolLM2's vocabulary, saved as a Hub-layout directory."""
-    config = LlamaConfig(vocab_size=49152, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, rope_theta=10000.0,
-                         max_position_embeddings=1024, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2)
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
-    directory.mkdir(parents=True)
-    state = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}
-    save_file(state, str(directory / "model.safetensors"))
-    (directory / "config.json").write_text(json.dumps(config.to_dict()))
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(tokenizer_dir / name, directory / name)
-    return directory
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory, smollm2_checkpoint) -> Path:
-    return tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "model", smollm2_checkpoint, 32, seed=0)
 
 
 def run(script, argv: list[str], capsys=None) -> tuple[int, str]:
