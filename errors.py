@@ -1,45 +1,20 @@
-"""One exception type for problems a user can fix, and the CLI guard that prints them.
+"""The project's exception for problems a user can fix, and the CLI guard that prints them.
 
-Errors are raised where the problem is known (a missing file, a bad config) as
-`UserError` with a message that names the problem and the fix. Scripts wrap their
-`main` in `exit_on_user_error`, which prints that message as one line and exits
-non-zero, with no traceback.
+Errors are raised where the problem is known (a malformed data file, an output directory
+holding another run) as `UserError`, with a message that names the problem and the fix.
+The `llama` package raises its own `LlamaError` (it stands alone); scripts wrap their
+`main` in `exit_on_user_error`, which prints either as one line and exits 2, no traceback.
 """
 
 from __future__ import annotations
 
-import argparse
-import functools
-import sys
-from typing import Callable, NoReturn, TypeVar
-
-T = TypeVar("T")
+from llama.errors import ArgumentParser, LlamaError, exit_on
 
 
 class UserError(Exception):
     """A problem with the user's input or environment; the message says how to fix it."""
 
 
-def exit_on_user_error(main: Callable[..., T]) -> Callable[..., T]:
-    """Run `main`; turn a UserError (or Ctrl-C) into one line on stderr and exit code."""
+exit_on_user_error = exit_on((UserError, LlamaError))
 
-    @functools.wraps(main)
-    def guarded(*args, **kwargs):
-        try:
-            return main(*args, **kwargs)
-        except UserError as err:
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            sys.exit(130)
-
-    return guarded
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse that reports a bad flag as one `error:` line (no usage dump) and exits 2."""
-
-    def error(self, message: str) -> NoReturn:
-        print(f"error: {message} (see --help)", file=sys.stderr)
-        sys.exit(2)
+__all__ = ["ArgumentParser", "LlamaError", "UserError", "exit_on_user_error"]

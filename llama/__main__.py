@@ -11,7 +11,7 @@ import logging
 
 import torch
 
-from errors import ArgumentParser, UserError, exit_on_user_error
+from .errors import ArgumentParser, LlamaError, exit_on
 
 from .chat import chat_prompt
 from .generate import generate
@@ -33,18 +33,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-@exit_on_user_error
+@exit_on((LlamaError,))
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.max_new_tokens < 1:
-        raise UserError("--max-new-tokens must be at least 1")
+        raise LlamaError("--max-new-tokens must be at least 1")
     logging.basicConfig(format="%(message)s")
     logging.getLogger("llama").setLevel(logging.INFO)  # the one-time GGUF conversion notice
     model = load_pretrained(args.model, dtype=getattr(torch, args.dtype))
     tokenizer = load_tokenizer(args.model)
     prompt = chat_prompt(args.prompt, args.system) if args.chat else args.prompt
     if not tokenizer.encode(prompt):
-        raise UserError("the prompt is empty: give some text to continue")
+        raise LlamaError("the prompt is empty: give some text to continue")
     print(generate(model, tokenizer, prompt, max_new_tokens=args.max_new_tokens,
                    temperature=args.temperature, top_k=args.top_k, seed=args.seed))
 

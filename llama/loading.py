@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from errors import UserError
+from .errors import LlamaError
 
 from .config import LlamaConfig, preset_config
 from .model import LlamaForCausalLM
@@ -42,10 +42,10 @@ def resolve_checkpoint(name_or_path: str | os.PathLike, *, revision: str | None 
     if path.is_dir():
         return path
     if path.exists():
-        raise UserError(f"{path} is a file; pass a checkpoint directory, a .gguf file or a Hub id")
+        raise LlamaError(f"{path} is a file; pass a checkpoint directory, a .gguf file or a Hub id")
     if REPO_ID.match(name) and not name.startswith("."):
         return _download(name, revision=revision, token=token, config_only=config_only)
-    raise UserError(f"{name}: no such directory, and not a Hub repo id like 'meta-llama/Llama-3.2-1B'")
+    raise LlamaError(f"{name}: no such directory, and not a Hub repo id like 'meta-llama/Llama-3.2-1B'")
 
 
 def _download(repo_id: str, *, revision: str | None, token: str | None, config_only: bool) -> Path:
@@ -63,7 +63,7 @@ def _download(repo_id: str, *, revision: str | None, token: str | None, config_o
         reason = "it does not exist or is private: check the id, or log in"
     except Exception as err:  # offline, DNS, HTTP errors: all mean "not reachable"
         reason = f"the Hub is not reachable ({type(err).__name__})"
-    raise UserError(f"cannot download {repo_id!r}: {reason} (`huggingface-cli login` or HF_TOKEN=...), "
+    raise LlamaError(f"cannot download {repo_id!r}: {reason} (`huggingface-cli login` or HF_TOKEN=...), "
                     "or pass a local checkpoint directory")
 
 
@@ -85,11 +85,11 @@ def checkpoint_files(directory: Path) -> list[Path]:
         files = [directory / f for f in sorted(set(weight_map.values()))]
         missing = [f.name for f in files if not f.is_file()]
         if missing:
-            raise UserError(f"{directory}: shard(s) {', '.join(missing)} listed in the index are missing")
+            raise LlamaError(f"{directory}: shard(s) {', '.join(missing)} listed in the index are missing")
         return files
     files = sorted(directory.glob("*.safetensors"))
     if not files:
-        raise UserError(f"{directory} has no *.safetensors weights")
+        raise LlamaError(f"{directory} has no *.safetensors weights")
     return files
 
 
@@ -128,7 +128,7 @@ def load_pretrained(name_or_path: str | os.PathLike, *, dtype: torch.dtype | Non
     for problem, names in (("unexpected", unexpected), ("mis-shaped", misshaped), ("missing", missing)):
         if names:
             shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-            raise UserError(f"{directory}: {len(names)} {problem} tensor(s): {shown}")
+            raise LlamaError(f"{directory}: {len(names)} {problem} tensor(s): {shown}")
     model.load_state_dict(state, strict=False, assign=True)
     model.tie_weights()
     model.model.rotary_emb.reset_parameters(device)

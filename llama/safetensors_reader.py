@@ -15,7 +15,7 @@ from typing import Iterator
 
 import torch
 
-from errors import UserError
+from .errors import LlamaError
 
 DTYPES = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
@@ -30,23 +30,23 @@ def read_header(path: Path) -> tuple[dict[str, dict], int]:
     with open(path, "rb") as f:
         raw_len = f.read(8)
         if len(raw_len) < 8:
-            raise UserError(f"{path} is truncated (no safetensors header); download it again")
+            raise LlamaError(f"{path} is truncated (no safetensors header); download it again")
         (header_len,) = struct.unpack("<Q", raw_len)
         if 8 + header_len > size:
-            raise UserError(f"{path} is truncated (header cut off); download it again")
+            raise LlamaError(f"{path} is truncated (header cut off); download it again")
         try:
             header = json.loads(f.read(header_len))
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise UserError(f"{path} is not a safetensors file (unreadable header)") from None
+            raise LlamaError(f"{path} is not a safetensors file (unreadable header)") from None
     header.pop("__metadata__", None)
     data_start = 8 + header_len
     end = max((entry["data_offsets"][1] for entry in header.values()), default=0)
     if data_start + end > size:
-        raise UserError(f"{path} is truncated ({size} bytes, header needs {data_start + end}); "
+        raise LlamaError(f"{path} is truncated ({size} bytes, header needs {data_start + end}); "
                         "download it again")
     for name, entry in header.items():
         if entry["dtype"] not in DTYPES:
-            raise UserError(f"{path}: tensor {name} has unsupported dtype {entry['dtype']}")
+            raise LlamaError(f"{path}: tensor {name} has unsupported dtype {entry['dtype']}")
     return header, data_start
 
 
@@ -62,5 +62,5 @@ def iter_tensors(path: Path, header: dict[str, dict], data_start: int,
             if tensor.numel():
                 buffer = tensor.view(-1).view(torch.uint8).numpy()
                 if f.readinto(memoryview(buffer)) != end - begin:
-                    raise UserError(f"{path}: tensor {name} is cut short; download it again")
+                    raise LlamaError(f"{path}: tensor {name} is cut short; download it again")
             yield name, tensor

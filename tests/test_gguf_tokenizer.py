@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from tokenizers import pre_tokenizers
 
-from errors import UserError
+from llama import LlamaError
 from llama import Tokenizer
 from llama.gguf_tokenizer import build_tokenizer, tokenizer_config
 
@@ -74,9 +74,9 @@ def test_tokenizer_config_names_special_tokens_and_bos_policy():
 
 
 def test_unsupported_tokenizers_are_refused_in_one_line():
-    with pytest.raises(UserError, match="tokenizer type 'llama'"):
+    with pytest.raises(LlamaError, match="tokenizer type 'llama'"):
         build_tokenizer(tiny_meta() | {"tokenizer.ggml.model": "llama"}, "spm.gguf")
-    with pytest.raises(UserError, match="pre-tokenizer 'qwen2'"):
+    with pytest.raises(LlamaError, match="pre-tokenizer 'qwen2'"):
         build_tokenizer(tiny_meta("qwen2"), "q.gguf")
-    with pytest.raises(UserError, match="carries no tokenizer"):
+    with pytest.raises(LlamaError, match="carries no tokenizer"):
         build_tokenizer({}, "bare.gguf")

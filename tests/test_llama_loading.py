@@ -19,7 +19,7 @@ import safetensors.torch
 import torch
 
 import llama
-from errors import UserError
+from llama import LlamaError
 
 LLAMA3_SCALING = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                   "high_freq_factor": 4.0, "original_max_position_embeddings": 64}
@@ -111,7 +111,7 @@ def test_bf16_checkpoint_loads_as_bf16_or_converts_to_float32(hf_llama, tmp_path
     assert max_diff(converted(IDS), reference(IDS).logits) <= 1e-4
 
 
-# --- bad input: each is a one-line UserError naming the problem -------------------------
+# --- bad input: each is a one-line LlamaError naming the problem -------------------------
 
 @pytest.fixture
 def checkpoint(hf_llama, tmp_path) -> Path:
@@ -120,7 +120,7 @@ def checkpoint(hf_llama, tmp_path) -> Path:
 
 
 def load_error(source) -> str:
-    with pytest.raises(UserError) as info:
+    with pytest.raises(LlamaError) as info:
         llama.load_pretrained(source)
     message = str(info.value)
     assert "\n" not in message

@@ -14,7 +14,7 @@ import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 import llama
-from errors import UserError
+from llama import LlamaError
 
 BOS, EOS, PAD = "<|begin_of_text|>", "<|end_of_text|>", "<|pad|>"
 CORPUS = [
@@ -158,5 +158,5 @@ def test_vocab_size_counts_special_tokens(tokenizer):
 
 def test_missing_tokenizer_json_is_a_user_error(tmp_path):
     (write_tokenizer(tmp_path) / "tokenizer.json").unlink()
-    with pytest.raises(UserError, match="tokenizer.json"):
+    with pytest.raises(LlamaError, match="tokenizer.json"):
         llama.load_tokenizer(tmp_path)
