@@ -19,7 +19,8 @@ from torch import nn
 
 import llama
 from errors import ArgumentParser, exit_on_user_error
-from heads import HEADS
+from heads import parameter_counts
+from tasks import TASKS
 
 LAYER_INDEX = re.compile(r"\.layers\.(\d+)\.")
 
@@ -28,7 +29,7 @@ def build(model_name: str, task: str | None) -> nn.Module:
     """The base LM (or the task model) on `meta`: shapes only, no memory."""
     config = llama.load_config(model_name)
     with torch.device("meta"):
-        return HEADS[task](config) if task else llama.LlamaForCausalLM(config)
+        return TASKS[task].head_class(config) if task else llama.LlamaForCausalLM(config).requires_grad_(False)
 
 
 def module_rows(model: nn.Module, by_layer: bool) -> list[dict]:
@@ -50,11 +51,8 @@ def module_rows(model: nn.Module, by_layer: bool) -> list[dict]:
 
 def summary(model_name: str, task: str | None, by_layer: bool) -> dict:
     model = build(model_name, task)
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) if task else 0
-    tied = getattr(model, "config", None) is not None and model.config.tie_word_embeddings and not task
-    return {"model": model_name, "task": task, "total": total, "trainable": trainable,
-            "frozen": total - trainable, "tied_embeddings": bool(tied),
+    tied = model.config.tie_word_embeddings and not task
+    return {"model": model_name, "task": task, **parameter_counts(model), "tied_embeddings": bool(tied),
             "modules": module_rows(model, by_layer)}
 
 
@@ -80,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="meta-llama/Llama-3.2-1B",
                         help="preset (meta-llama/Llama-3.2-1B, -3B, smollm2-135m), Hub id, directory or .gguf")
-    parser.add_argument("--task", choices=sorted(HEADS), help="add that task's trainable head")
+    parser.add_argument("--task", choices=list(TASKS), help="add that task's trainable head")
     parser.add_argument("--by-layer", action="store_true", help="group the repeated decoder layers")
     parser.add_argument("--json", action="store_true", help="print the same facts as JSON")
     args = parser.parse_args(argv)

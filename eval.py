@@ -18,8 +18,8 @@ from llama.loading import REPO_ID
 from training import atomic
 from training.hub import push_head
 from training.outputs import load_head
-from training.session import (common_parser, evaluate_head, evaluate_prompt, extract_features,
-                              fill_task_defaults, headline, open_session)
+from tasks import TASKS
+from training.steps import apply_task_defaults, build_head, cache_features, common_parser, load_base_and_data
 
 INHERITED = ("model", "revision", "data", "split", "squad_version", "seed", "limit", "eval_limit",
              "max_length", "doc_stride")
@@ -51,7 +51,7 @@ def parse_args(argv: list[str] | None):
             raise UserError(f"{config_path} not found: --head needs the output directory of a train.py run")
         trained = json.loads(config_path.read_text())
         p.set_defaults(zero_shot="none", **{k: trained[k] for k in INHERITED if k in trained})
-    args = fill_task_defaults(p.parse_args(argv))
+    args = apply_task_defaults(p.parse_args(argv))
     args.head = known.head
     if args.push_to_hub and args.head is None:
         raise UserError("--push-to-hub needs --head (the trained head to upload)")
@@ -61,33 +61,34 @@ def parse_args(argv: list[str] | None):
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    session = open_session(args)
+    task = TASKS[args.task]
+    lm, tokenizer, train, test = load_base_and_data(args)
     if args.head is not None:  # check before the slow part: a mismatched head fails fast
-        tensors, metadata = load_head(args.head, config=session.lm.config, task=args.task)
+        tensors, metadata = load_head(args.head, config=lm.config, task=task.name)
         if metadata["base_model"] != args.model:
             print(f"warning: the head was trained on {metadata['base_model']}, evaluated on {args.model} "
                   "(same architecture)", file=sys.stderr)
+    model = build_head(task, lm, args.seed)
     metrics, predictions = {}, []
     if args.head is not None or args.zero_shot in ("all", "head"):
-        features = extract_features(session, session.test, "test features")
+        features, _ = cache_features(task, model, tokenizer, test, args, "test features")
         if args.zero_shot in ("all", "head"):
-            metrics["zero_shot_head"], predictions = evaluate_head(session, features)
-            print(f"zero-shot (untrained head): {headline(args.task, metrics['zero_shot_head'])}")
+            metrics["zero_shot_head"], predictions = task.evaluate(model, features, test, args)
+            print(f"zero-shot (untrained head): {task.headline(metrics['zero_shot_head'])}")
         if args.head is not None:
-            session.head_model.load_head_state_dict(tensors)
-            metrics["fine_tuned"], predictions = evaluate_head(session, features)
-            print(f"head from {args.head} (base {metadata['base_model']}): "
-                  f"{headline(args.task, metrics['fine_tuned'])}")
+            model.load_head_state_dict(tensors)
+            metrics["fine_tuned"], predictions = task.evaluate(model, features, test, args)
+            print(f"head from {args.head} (base {metadata['base_model']}): {task.headline(metrics['fine_tuned'])}")
     if args.zero_shot in ("all", "prompt"):
-        metrics["zero_shot_prompt"], prompt_predictions = evaluate_prompt(session)
+        metrics["zero_shot_prompt"], prompt_predictions = task.zero_shot_prompt(lm, tokenizer, test, args)
         predictions = predictions or prompt_predictions
-        print(f"zero-shot (prompt):         {headline(args.task, metrics['zero_shot_prompt'])}")
+        print(f"zero-shot (prompt):         {task.headline(metrics['zero_shot_prompt'])}")
     if args.output:
         atomic.write_json(Path(args.output) / "metrics.json", metrics)
         atomic.write_jsonl(Path(args.output) / "predictions.jsonl", predictions)
         print(f"wrote {args.output}/: metrics.json, predictions.jsonl")
     if args.push_to_hub:
-        print(f"pushed to {push_head(args.head, args.push_to_hub, base_model=args.model, task=args.task)}")
+        print(f"pushed to {push_head(args.head, args.push_to_hub, base_model=args.model, task=task.name)}")
     return metrics
 
 

@@ -28,6 +28,7 @@ import urllib.request
 import zipfile
 from collections import Counter
 from pathlib import Path
+from typing import Any, Callable, Hashable
 
 from errors import ArgumentParser, UserError, exit_on_user_error
 
@@ -65,43 +66,51 @@ def cache_dir() -> Path:
     return Path(os.environ.get("LLAMA_HEADS_DATA") or Path.home() / ".cache" / "llama-heads" / "data")
 
 
-def load_task_data(task: str, data: str, split: str = "holdout", seed: int = 1,
+@dataclasses.dataclass(frozen=True)
+class DataFormat:
+    """How one data set's files are named, read, checked, and balanced by a quick --limit."""
+
+    file_names: Callable[[str], tuple[str, str]]  # SQuAD version -> (training file, dev file)
+    read: Callable[[Path], list]
+    group: Callable[[Any], Hashable]  # the class a --limit sample keeps in proportion
+    check: Callable[[list, Path, str], None] = lambda examples, path, squad_version: None
+
+
+def load_task_data(name: str, data: str, split: str = "holdout", seed: int = 1,
                    limit: int | None = None, eval_limit: int | None = None,
                    squad_version: str = "1.1") -> tuple[list, list]:
-    """(train, test) examples: `SentenceExample`s for sst2, `QAExample`s for squad.
+    """(train, test) examples of data set `name`: `SentenceExample`s for sst2, `QAExample`s for squad.
 
     `limit` / `eval_limit` keep that many of a seeded shuffle of train / test, stratified
     by label (SST-2) or by answerable/unanswerable (SQuAD), so a quick run keeps the balance.
     """
-    if task not in SAMPLES:
-        raise UserError(f"unknown task {task!r}: expected sst2 or squad")
+    if name not in FORMATS:
+        raise UserError(f"unknown task {name!r}: expected {' or '.join(FORMATS)}")
     if split not in ("holdout", "dev"):
         raise UserError(f"unknown split {split!r}: expected holdout or dev")
     if squad_version not in ("1.1", "2.0"):
         raise UserError(f"unknown SQuAD version {squad_version!r}: expected 1.1 or 2.0")
-    train_path, test_path = resolve_files(task, data, split, squad_version)
-    read = read_sst2_tsv if task == "sst2" else read_squad_json
-    files = {train_path: read(train_path)} | ({test_path: read(test_path)} if test_path else {})
-    if task == "squad":
-        for path, examples in files.items():
-            _check_squad(examples, path, squad_version)
+    spec = FORMATS[name]
+    train_path, test_path = resolve_files(name, data, split, squad_version)
+    files = {train_path: spec.read(train_path)} | ({test_path: spec.read(test_path)} if test_path else {})
+    for path, examples in files.items():
+        spec.check(examples, path, squad_version)
     items = files[train_path]
     train, test = holdout_split(items, 0.2, seed) if test_path is None else (items, files[test_path])
-    label_of = (lambda e: e.label) if task == "sst2" else (lambda e: e.is_impossible)
-    return take(train, limit, seed, label_of), take(test, eval_limit, seed, label_of)
+    return take(train, limit, seed, spec.group), take(test, eval_limit, seed, spec.group)
 
 
-def resolve_files(task: str, data: str, split: str, squad_version: str) -> tuple[Path, Path | None]:
+def resolve_files(name: str, data: str, split: str, squad_version: str) -> tuple[Path, Path | None]:
     """(training file, dev file or None when the training file is to be split)."""
     if data == "sample":
         if split == "dev":
             raise UserError("the bundled sample has no dev file: use --split holdout with --data sample")
-        return SAMPLES[task], None
+        return SAMPLES[name], None
     if data in CANONICAL:
-        if (task == "sst2") != (data == "sst2"):
-            raise UserError(f"--data {data} is not data for the {task} task")
-        name = "squad_v2" if data == "squad_v2" or (data == "squad" and squad_version == "2.0") else data
-        return fetch(name, "train"), fetch(name, "dev") if split == "dev" else None
+        if not data.startswith(name):
+            raise UserError(f"--data {data} is not data for the {name} task")
+        download = VERSIONED.get((data, squad_version), data)
+        return fetch(download, "train"), fetch(download, "dev") if split == "dev" else None
     path = Path(data).expanduser()
     if path.is_file():
         if split == "dev":
@@ -111,12 +120,11 @@ def resolve_files(task: str, data: str, split: str, squad_version: str) -> tuple
     if not path.is_dir():
         raise UserError(f"{data}: no such file or directory, and not one of the names "
                         f"{', '.join(CANONICAL)} or sample")
-    names = ("train.tsv", "dev.tsv") if task == "sst2" else (f"train-v{squad_version}.json",
-                                                              f"dev-v{squad_version}.json")
+    names = FORMATS[name].file_names(squad_version)
     needed = names if split == "dev" else names[:1]
-    for name in needed:
-        if not (path / name).is_file():
-            raise UserError(f"{path}: no {name} in this directory; pass the file to split "
+    for file_name in needed:
+        if not (path / file_name).is_file():
+            raise UserError(f"{path}: no {file_name} in this directory; pass the file to split "
                             "itself (--split holdout) or a directory holding " + " and ".join(needed))
     return path / names[0], path / names[1] if split == "dev" else None
 
@@ -166,9 +174,8 @@ def _extract(archive: Path, spec: Download, dest: Path) -> None:
 
 
 def _verify(file: Path, spec: Download) -> None:
-    read = read_sst2_tsv if file.suffix == ".tsv" else read_squad_json
     try:
-        count = len(read(file))
+        count = len(FORMATS["sst2" if file.suffix == ".tsv" else "squad"].read(file))
     except UserError as err:
         raise UserError(f"{spec.url}: the download is not valid ({err}); nothing was saved") from None
     if count != spec.count:
@@ -187,6 +194,14 @@ def _check_squad(examples: list, path: Path, squad_version: str) -> None:
               f"context[answer_start:] (kept), e.g. {', '.join(mismatched[:3])}", file=sys.stderr)
 
 
+FORMATS = {
+    "sst2": DataFormat(lambda version: ("train.tsv", "dev.tsv"), read_sst2_tsv, lambda e: e.label),
+    "squad": DataFormat(lambda version: (f"train-v{version}.json", f"dev-v{version}.json"), read_squad_json,
+                        lambda e: "no answer" if e.is_impossible else "answer", _check_squad),
+}
+VERSIONED = {("squad", "2.0"): "squad_v2"}  # --data squad means the files of --squad-version
+
+
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     """Load (and on first use download) a task's data and print what the split holds."""
@@ -202,8 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     train, test = load_task_data(args.task, args.data, args.split, args.seed, args.limit,
                                  args.eval_limit, args.squad_version)
     for name, part in (("train", train), ("test", test)):
-        labels = Counter(e.label if args.task == "sst2" else ("no answer" if e.is_impossible else "answer")
-                         for e in part)
+        labels = Counter(FORMATS[args.task].group(e) for e in part)
         print(f"{name}: {len(part):,} examples ({', '.join(f'{k}: {v:,}' for k, v in sorted(labels.items()))})")
 
 

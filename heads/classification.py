@@ -31,11 +31,15 @@ class SequenceClassifier(FrozenBackboneHead):
         super().__init__(config, backbone)
         self.score = nn.Linear(config.hidden_size, num_labels, bias=False)
 
+    @torch.inference_mode()
     def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """(B, T) -> (B, C) pooled frozen features; cacheable, since the base never changes."""
-        return pool_last_token(self.backbone_hidden(input_ids, attention_mask), attention_mask).clone()
+        """(B, T) -> (B, C) pooled frozen hidden states: what training caches, once per sentence."""
+        return pool_last_token(self.model(input_ids, attention_mask), attention_mask)
+
+    def logits(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(B, C) pooled features -> (B, num_labels) class logits, in the head's dtype."""
+        return self.score(pooled.to(self.score.weight.dtype))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """(B, T) -> (B, num_labels) logits."""
-        features = self.features(input_ids, attention_mask)
-        return self.score(features.to(self.score.weight.dtype))
+        """(B, T) -> (B, num_labels) logits; the clone turns the inference tensor into a trainable input."""
+        return self.logits(self.features(input_ids, attention_mask).clone())

@@ -1,4 +1,4 @@
-"""The frozen-backbone base class shared by the task heads."""
+"""The frozen-backbone base class shared by the task heads, and the one parameter counter."""
 
 from __future__ import annotations
 
@@ -7,12 +7,17 @@ from torch import nn
 
 from llama import LlamaConfig, LlamaModel
 
+HEAD_INIT_STD = 0.02  # Hugging Face's initializer_range for Llama
+
 
 class FrozenBackboneHead(nn.Module):
-    """A `LlamaModel` that never trains, plus a head (defined by subclasses) that does.
+    """A `LlamaModel` that never trains (`model`), plus one small layer that does (`head`).
 
-    The backbone runs under `torch.inference_mode()` (no autograd bookkeeping); its
-    outputs are cloned into ordinary tensors before a trainable head sees them.
+    Attribute names equal Hugging Face's (`model.layers.0...`, `score`, `qa_outputs`), so
+    the full state dict matches LlamaForSequenceClassification / ForQuestionAnswering.
+    Subclasses run the backbone under `torch.inference_mode()` in `features`: its outputs
+    are inference tensors, which must be copied (outside inference mode) before the head
+    trains on them; caching them does exactly that.
     """
 
     head_name: str  # the attribute holding the trainable layer
@@ -27,15 +32,32 @@ class FrozenBackboneHead(nn.Module):
     def head(self) -> nn.Module:
         return getattr(self, self.head_name)
 
+    def reset_head(self) -> None:
+        """Hugging Face's init of the head (as nanoGPT's `_init_weights`): weights N(0, 0.02), biases 0.
+
+        Draws from torch's global generator: seed it first (train.py does) for a reproducible head.
+        """
+        for name, param in self.head.named_parameters():
+            if name == "weight":
+                nn.init.normal_(param, std=HEAD_INIT_STD)
+            else:
+                nn.init.zeros_(param)
+
     def head_state_dict(self) -> dict[str, torch.Tensor]:
         """Only the trainable tensors, named as in the full model (`score.weight`, ...)."""
         return {f"{self.head_name}.{k}": v.detach().clone() for k, v in self.head.state_dict().items()}
 
     def load_head_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """The inverse of `head_state_dict`; every key must belong to the head, and none may be missing."""
         prefix = f"{self.head_name}."
-        self.head.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        foreign = sorted(k for k in state if not k.startswith(prefix))
+        if foreign:
+            raise KeyError(f"not tensors of the {self.head_name!r} head: {', '.join(foreign)}")
+        self.head.load_state_dict({k.removeprefix(prefix): v for k, v in state.items()})
 
-    @torch.inference_mode()
-    def backbone_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """(B, T) ids -> (B, T, C) hidden states of the frozen base."""
-        return self.model(input_ids, attention_mask)
+
+def parameter_counts(model: nn.Module) -> dict[str, int]:
+    """Total, trainable (requires_grad) and frozen parameters; a tied weight counts once."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"total": total, "trainable": trainable, "frozen": total - trainable}

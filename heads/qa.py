@@ -33,9 +33,10 @@ class QuestionAnswerer(FrozenBackboneHead):
         super().__init__(config, backbone)
         self.qa_outputs = nn.Linear(config.hidden_size, 2)
 
+    @torch.inference_mode()
     def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """(B, T) -> (B, T, C) frozen hidden states; cacheable, since the base never changes."""
-        return self.backbone_hidden(input_ids, attention_mask).clone()
+        """(B, T) -> (B, T, C) frozen hidden states of every token: what training caches, once per window."""
+        return self.model(input_ids, attention_mask)
 
     def span_logits(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, C) -> start and end logits (B, T) each, -inf at padding."""
@@ -44,4 +45,5 @@ class QuestionAnswerer(FrozenBackboneHead):
         return logits[..., 0], logits[..., 1]
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.span_logits(self.features(input_ids, attention_mask), attention_mask)
+        """(B, T) -> start and end logits (B, T); the clone makes the inference tensor trainable input."""
+        return self.span_logits(self.features(input_ids, attention_mask).clone(), attention_mask)

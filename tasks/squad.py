@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from data.batching import padded_batches, padding_fraction, token_budget_batches
 from data.qa_answers import answer_questions
 from data.qa_features import QAFeature, make_qa_features
 from data.squad import QAExample
-from heads import QuestionAnswerer, qa_loss
+from heads import QuestionAnswerer, TokenFeatureTable, qa_loss
 from llama import LlamaForCausalLM, Tokenizer
 from llama.chat import chat_prompt
 from llama.generate import generate
 from metrics import bleu, rouge, squad
-from training.features import TokenFeatureTable, run_frozen
+
+from .task import Task
 
 PROMPT = ("Answer the question with a short phrase copied from the context{no_answer}.\n\n"
           "Context: {context}\n\nQuestion: {question}\nAnswer:")
@@ -38,16 +41,21 @@ class WindowFeatures:
         return len(self.windows)
 
 
-def extract(qa: QuestionAnswerer, tokenizer: Tokenizer, examples: list[QAExample], *, max_length: int,
-            doc_stride: int, batch_tokens: int, budget_bytes: int, desc: str) -> WindowFeatures:
+def extract(qa: QuestionAnswerer, tokenizer: Tokenizer, examples: list[QAExample], args: argparse.Namespace,
+            desc: str) -> WindowFeatures:
     """Window the contexts and run the base once over every window, storing all token states."""
-    windows = make_qa_features(examples, tokenizer, max_length=max_length, doc_stride=doc_stride)
-    table = TokenFeatureTable([len(w.input_ids) for w in windows], qa.config.hidden_size, budget_bytes)
+    windows = make_qa_features(examples, tokenizer, max_length=args.max_length, doc_stride=args.doc_stride)
+    sequences = [w.input_ids for w in windows]
+    lengths = [len(s) for s in sequences]
+    batches = token_budget_batches(lengths, args.batch_tokens)
+    table = TokenFeatureTable(lengths, qa.config.hidden_size, int(args.feature_budget_gb * 2**30))
     device = qa.model.embed_tokens.weight.device
-    padding = run_frozen([w.input_ids for w in windows], tokenizer.pad_id, batch_tokens, device,
-                         qa.backbone_hidden, table.write, desc)
+    for batch, input_ids, attention_mask in padded_batches(sequences, batches, tokenizer.pad_id, device, desc):
+        hidden = qa.features(input_ids, attention_mask).cpu()  # one transfer per batch
+        for row, index in enumerate(batch):
+            table.write(index, hidden[row, :lengths[index]])
     return WindowFeatures(table, windows, torch.tensor([w.start_position for w in windows]),
-                          torch.tensor([w.end_position for w in windows]), padding)
+                          torch.tensor([w.end_position for w in windows]), padding_fraction(batches, lengths))
 
 
 def batch_loss(qa: QuestionAnswerer, features: WindowFeatures, indices: list[int]) -> torch.Tensor:
@@ -56,8 +64,8 @@ def batch_loss(qa: QuestionAnswerer, features: WindowFeatures, indices: list[int
     return qa_loss(start_logits, end_logits, features.starts[indices], features.ends[indices])
 
 
-def evaluate(qa: QuestionAnswerer, features: WindowFeatures, examples: list[QAExample],
-             version: str, batch_size: int = 64) -> tuple[dict, list[dict]]:
+def evaluate(qa: QuestionAnswerer, features: WindowFeatures, examples: list[QAExample], args: argparse.Namespace,
+             batch_size: int = 64) -> tuple[dict, list[dict]]:
     """Head logits -> best span per question -> SQuAD EM/F1 (+ v2 thresholds), BLEU and ROUGE."""
     start_logits: list[np.ndarray] = []
     end_logits: list[np.ndarray] = []
@@ -70,18 +78,19 @@ def evaluate(qa: QuestionAnswerer, features: WindowFeatures, examples: list[QAEx
                 T = len(features.windows[index].input_ids)
                 start_logits.append(s[row, :T].numpy())
                 end_logits.append(e[row, :T].numpy())
+    with_no_answer = args.squad_version == "2.0"
     predictions, no_answer_probs = answer_questions(
-        examples, features.windows, start_logits, end_logits, allow_no_answer=version == "2.0")
-    return score(examples, predictions, no_answer_probs if version == "2.0" else None)
+        examples, features.windows, start_logits, end_logits, allow_no_answer=with_no_answer)
+    return score(examples, predictions, no_answer_probs if with_no_answer else None)
 
 
-def zero_shot_prompt(lm: LlamaForCausalLM, tokenizer: Tokenizer, examples: list[QAExample],
-                     version: str, batch_size: int = 8, max_new_tokens: int = 24) -> tuple[dict, list[dict]]:
+def zero_shot_prompt(lm: LlamaForCausalLM, tokenizer: Tokenizer, examples: list[QAExample], args: argparse.Namespace,
+                     batch_size: int = 8, max_new_tokens: int = 24) -> tuple[dict, list[dict]]:
     """Ask the LM to answer by greedy generation; the first line of its reply is the answer.
 
     Instruct models with ChatML tokens (SmolLM2) get the prompt as a user turn.
     """
-    hint = NO_ANSWER_HINT if version == "2.0" else ""
+    hint = NO_ANSWER_HINT if args.squad_version == "2.0" else ""
     prompts = [PROMPT.format(no_answer=hint, context=e.context, question=e.question) for e in examples]
     if tokenizer.token_to_id("<|im_start|>") is not None:
         prompts = [chat_prompt(p) for p in prompts]
@@ -115,3 +124,28 @@ def score(examples: list[QAExample], predictions: dict[str, str],
              **({"no_answer_prob": round(no_answer_probs[e.id], 6)} if no_answer_probs else {})}
             for e in examples]
     return results, rows
+
+
+def headline(metrics: dict) -> str:
+    s = metrics["squad"]
+    return f"exact {s['exact']:.2f}  f1 {s['f1']:.2f}  (0-100)"
+
+
+def metric_rows(metrics: dict) -> list[tuple[str, str]]:
+    """Official EM/F1 (plus the v2.0 no-answer rows when the run has them), BLEU and ROUGE."""
+    rows = [("Exact match (0-100)", "squad.exact"), ("Token F1 (0-100)", "squad.f1")]
+    if "NoAns_total" in metrics.get("fine_tuned", {}).get("squad", {}):
+        rows += [("HasAns F1 (0-100)", "squad.HasAns_f1"), ("NoAns exact (0-100)", "squad.NoAns_exact"),
+                 ("Best F1 (0-100)", "squad.best_f1")]
+    return rows + [("BLEU (0-1)", "bleu.bleu"), ("ROUGE-1 (0-1)", "rouge.rouge1"),
+                   ("ROUGE-2 (0-1)", "rouge.rouge2"), ("ROUGE-L (0-1)", "rouge.rougeL")]
+
+
+SQUAD = Task(
+    name="squad", head_class=QuestionAnswerer, label_names=("start", "end"),
+    defaults={"data": "squad", "lr": 5e-5, "batch_size": 32, "epochs": 2, "squad_version": "1.1",
+              "max_length": 384, "doc_stride": 128},
+    own_flags=("squad_version", "max_length", "doc_stride"),
+    extract=extract, batch_loss=batch_loss, evaluate=evaluate, zero_shot_prompt=zero_shot_prompt,
+    headline=headline, metric_rows=metric_rows,
+)

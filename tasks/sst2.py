@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
 import torch
 import torch.nn.functional as F
 
+from data.batching import padded_batches, padding_fraction, token_budget_batches
 from data.sst2 import SentenceExample
 from errors import UserError
 from heads import SequenceClassifier, pool_last_token
 from llama import LlamaForCausalLM, Tokenizer
 from metrics import classification
-from training.features import run_frozen
 
-LABEL_NAMES = ["negative", "positive"]
+from .task import Task
+
+LABEL_NAMES = ("negative", "positive")
 PROMPT = "Review: {text}\nSentiment (positive or negative):"
 
 
@@ -31,36 +34,32 @@ class PooledFeatures:
 
 
 def extract(classifier: SequenceClassifier, tokenizer: Tokenizer, examples: list[SentenceExample],
-            batch_tokens: int, desc: str) -> PooledFeatures:
+            args: argparse.Namespace, desc: str) -> PooledFeatures:
     """Run the base once over every sentence and keep only the pooled vector."""
     sequences = tokenizer.encode_batch([e.text for e in examples])
+    lengths = [len(s) for s in sequences]
+    batches = token_budget_batches(lengths, args.batch_tokens)
     pooled = torch.empty(len(examples), classifier.config.hidden_size)
     device = classifier.model.embed_tokens.weight.device
-
-    def compute(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return pool_last_token(classifier.backbone_hidden(ids, mask), mask)
-
-    def store(index: int, row: torch.Tensor) -> None:
-        pooled[index] = row.float()
-
-    padding = run_frozen(sequences, tokenizer.pad_id, batch_tokens, device, compute, store, desc)
-    return PooledFeatures(pooled, torch.tensor([e.label for e in examples]), padding)
+    for batch, input_ids, attention_mask in padded_batches(sequences, batches, tokenizer.pad_id, device, desc):
+        pooled[batch] = classifier.features(input_ids, attention_mask).float().cpu()
+    return PooledFeatures(pooled, torch.tensor([e.label for e in examples]), padding_fraction(batches, lengths))
 
 
 def batch_loss(classifier: SequenceClassifier, features: PooledFeatures, indices: list[int]) -> torch.Tensor:
-    return F.cross_entropy(classifier.score(features.pooled[indices]), features.labels[indices])
+    return F.cross_entropy(classifier.logits(features.pooled[indices]), features.labels[indices])
 
 
-def evaluate(classifier: SequenceClassifier, features: PooledFeatures,
-             examples: list[SentenceExample]) -> tuple[dict, list[dict]]:
+def evaluate(classifier: SequenceClassifier, features: PooledFeatures, examples: list[SentenceExample],
+             args: argparse.Namespace) -> tuple[dict, list[dict]]:
     """Accuracy/precision/recall/F1 of the head on cached features, and per-sentence predictions."""
     with torch.no_grad():
-        probs = classifier.score(features.pooled).softmax(-1)
-    return _score(probs, examples)
+        probs = classifier.logits(features.pooled).softmax(-1)
+    return score(probs, examples)
 
 
 def zero_shot_prompt(lm: LlamaForCausalLM, tokenizer: Tokenizer, examples: list[SentenceExample],
-                     batch_tokens: int) -> tuple[dict, list[dict]]:
+                     args: argparse.Namespace) -> tuple[dict, list[dict]]:
     """Ask the LM itself: compare the next-token logits of " negative" and " positive" after a prompt."""
     label_ids = []
     for name in LABEL_NAMES:
@@ -70,23 +69,41 @@ def zero_shot_prompt(lm: LlamaForCausalLM, tokenizer: Tokenizer, examples: list[
                             "the prompt baseline needs single-token label words (use --zero-shot head)")
         label_ids.append(ids[0])
     sequences = tokenizer.encode_batch([PROMPT.format(text=e.text) for e in examples])
+    batches = token_budget_batches([len(s) for s in sequences], args.batch_tokens)
     label_rows = lm.lm_head.weight[label_ids]  # (2, C): only two vocabulary logits are needed
     logits = torch.empty(len(examples), len(label_ids))
-
-    @torch.inference_mode()
-    def compute(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return pool_last_token(lm.model(ids, mask), mask) @ label_rows.T
-
-    def store(index: int, row: torch.Tensor) -> None:
-        logits[index] = row.float()
-
-    run_frozen(sequences, tokenizer.pad_id, batch_tokens, label_rows.device, compute, store, "zero-shot prompt")
-    return _score(logits.softmax(-1), examples)
+    for batch, input_ids, attention_mask in padded_batches(sequences, batches, tokenizer.pad_id, label_rows.device,
+                                                           "zero-shot prompt"):
+        logits[batch] = next_token_logits(lm, input_ids, attention_mask, label_rows).float().cpu()
+    return score(logits.softmax(-1), examples)
 
 
-def _score(probs: torch.Tensor, examples: list[SentenceExample]) -> tuple[dict, list[dict]]:
+@torch.inference_mode()
+def next_token_logits(lm: LlamaForCausalLM, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      rows: torch.Tensor) -> torch.Tensor:
+    """(B, T) -> (B, len(rows)): the logits of a few vocabulary rows after each sequence's last token."""
+    return pool_last_token(lm.model(input_ids, attention_mask), attention_mask) @ rows.T
+
+
+def score(probs: torch.Tensor, examples: list[SentenceExample]) -> tuple[dict, list[dict]]:
     predictions = probs.argmax(-1).tolist()
     labels = [e.label for e in examples]
     rows = [{"text": e.text, "label": LABEL_NAMES[e.label], "prediction": LABEL_NAMES[p],
              "prob_positive": round(float(q[1]), 6)} for e, p, q in zip(examples, predictions, probs)]
     return classification.scores(predictions, labels, positive_label=1), rows
+
+
+def headline(metrics: dict) -> str:
+    return f"accuracy {metrics['accuracy']:.4f}  f1 {metrics['f1']:.4f}"
+
+
+def metric_rows(metrics: dict) -> list[tuple[str, str]]:
+    return [("Accuracy", "accuracy"), ("Precision", "precision"), ("Recall", "recall"), ("F1", "f1")]
+
+
+SST2 = Task(
+    name="sst2", head_class=SequenceClassifier, label_names=LABEL_NAMES,
+    defaults={"data": "sst2", "lr": 2e-5, "batch_size": 16, "epochs": 3}, own_flags=(),
+    extract=extract, batch_loss=batch_loss, evaluate=evaluate, zero_shot_prompt=zero_shot_prompt,
+    headline=headline, metric_rows=metric_rows,
+)

@@ -55,4 +55,35 @@ def test_bad_checkpoint_is_one_line_and_exit_2(tmp_path, name, problem):
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert says in result.stderr
-    assert not (tmp_path / "out" / "head.safetensors").exists()
+    assert not (tmp_path / "out").exists()  # inputs are checked before anything is written
+
+
+BAD_DATA = {
+    "malformed tsv row": ("sst2", "train.tsv", "sentence\tlabel\na fine film\t1\nno label here\n", "train.tsv"),
+    "json that is not squad": ("squad", "train-v1.1.json", '{"version": "1.1", "rows": []}', "train-v1.1.json"),
+    "missing data path": ("sst2", None, None, "no such file or directory"),
+}
+
+
+@pytest.mark.parametrize("problem", sorted(BAD_DATA))
+def test_bad_data_is_one_line_exit_2_and_leaves_no_output_directory(tmp_path, tiny, problem):
+    task, name, text, says = BAD_DATA[problem]
+    data = tmp_path / "data"
+    if name is not None:
+        data.mkdir()
+        (data / name).write_text(text)
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "train.py", "--task", task, "--model", str(tiny), "--data", str(data),
+                             "--output", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr and says in result.stderr
+    assert not out.exists()
+
+
+def test_a_window_setting_refused_during_feature_caching_leaves_no_output_directory(tmp_path, tiny):
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "train.py", "--task", "squad", "--squad-version", "2.0", "--model", str(tiny),
+                             "--data", "sample", "--max-length", "80", "--output", str(out)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2 and "raise max_length" in result.stderr and result.stderr.count("\n") == 1
+    assert not out.exists()

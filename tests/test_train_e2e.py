@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -75,23 +76,24 @@ def test_saved_head_reloads_and_reproduces_metrics(sst2_run, tmp_path):
 
 def test_resume_after_an_interrupted_epoch_matches_an_uninterrupted_run(sst2_run, tiny, tmp_path, monkeypatch,
                                                                         capsys):
-    import tasks.sst2
+    import tasks
 
-    real_loss, calls = tasks.sst2.batch_loss, {"n": 0}
+    sst2 = tasks.TASKS["sst2"]
+    calls = {"n": 0}
 
     def interrupt_in_epoch_two(*args):
         calls["n"] += 1
         if calls["n"] == 8:  # 96 examples / 16 = 6 batches per epoch: this is epoch 2
             raise KeyboardInterrupt
-        return real_loss(*args)
+        return sst2.batch_loss(*args)
 
     out = tmp_path / "run"
     argv = [*SST2, "--model", str(tiny), "--output", str(out)]
-    monkeypatch.setattr(tasks.sst2, "batch_loss", interrupt_in_epoch_two)
+    monkeypatch.setitem(tasks.TASKS, "sst2", dataclasses.replace(sst2, batch_loss=interrupt_in_epoch_two))
     code, err = run(train_script, argv, capsys)
     assert code == 130 and "--resume" in err
     assert not (out / "head.safetensors").exists()
-    monkeypatch.setattr(tasks.sst2, "batch_loss", real_loss)
+    monkeypatch.setitem(tasks.TASKS, "sst2", sst2)
     assert run(train_script, [*argv, "--resume"])[0] == 0
     assert metrics_of(out)["fine_tuned"] == metrics_of(sst2_run)["fine_tuned"]
     for name, tensor in head_tensors(out).items():

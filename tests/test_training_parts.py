@@ -9,8 +9,7 @@ import torch
 
 from errors import UserError
 from heads import pool_last_token, qa_loss
-from training import features
-from training.features import TokenFeatureTable
+from heads import TokenFeatureTable, cache
 from training.loop import TrainSettings, epoch_batches, lr_lambda
 
 
@@ -31,7 +30,7 @@ def test_feature_table_round_trips_rows_in_bf16(budget):
 
 def test_feature_table_refuses_a_disk_without_room(monkeypatch):
     Usage = namedtuple("Usage", "total used free")
-    monkeypatch.setattr(features.shutil, "disk_usage", lambda path: Usage(10, 10, 0))
+    monkeypatch.setattr(cache.shutil, "disk_usage", lambda path: Usage(10, 10, 0))
     with pytest.raises(UserError, match="TMPDIR"):
         TokenFeatureTable([100], 8, budget_bytes=0)
 

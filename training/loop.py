@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from torch import nn
 from tqdm import tqdm
 
 from errors import UserError
+from heads import FrozenBackboneHead
+from tasks import Task
 
 from .atomic import atomic_path
 
@@ -52,31 +53,31 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[i
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
-def train_head(head: nn.Module, n_train: int, batch_loss: Callable[[list[int]], torch.Tensor],
-               settings: TrainSettings, checkpoint: Path | None = None, resume: bool = False) -> list[dict]:
-    """AdamW on the head's trainable parameters; returns the per-epoch loss history.
+def train_head(model: FrozenBackboneHead, task: Task, features, settings: TrainSettings,
+               checkpoint: Path | None = None, resume: bool = False) -> list[dict]:
+    """AdamW on the head's own parameters over the cached `features`; returns the per-epoch history.
 
-    `batch_loss(indices)` computes the loss of one batch of cached training items.
+    The frozen base never runs here: each step is the task's loss on a batch of cached items.
     A checkpoint (head, optimizer, schedule, history) is written after every epoch.
     """
-    params = [p for p in head.parameters() if p.requires_grad]
+    params = list(model.head.parameters())
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
-    steps_per_epoch = math.ceil(n_train / settings.batch_size)
+    steps_per_epoch = math.ceil(len(features) / settings.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(settings, settings.epochs * steps_per_epoch))
     history: list[dict] = []
     if resume and checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, weights_only=True)
-        head.load_state_dict(state["head"], strict=False)
+        model.load_head_state_dict(state["head"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         history = state["history"]
         print(f"resumed after epoch {len(history)} from {checkpoint}")
     for epoch in range(len(history), settings.epochs):
         started, losses = time.perf_counter(), []
-        bar = tqdm(epoch_batches(n_train, settings.batch_size, settings.seed, epoch),
+        bar = tqdm(epoch_batches(len(features), settings.batch_size, settings.seed, epoch),
                    desc=f"epoch {epoch + 1}/{settings.epochs}", unit="batch", leave=False, disable=None)
         for step, batch in enumerate(bar):
-            loss = batch_loss(batch)
+            loss = task.batch_loss(model, features, batch)
             if not torch.isfinite(loss):
                 raise UserError(f"training loss became {loss.item()} at epoch {epoch + 1} step {step + 1}; "
                                 "lower --lr or use --dtype float32")
@@ -92,8 +93,7 @@ def train_head(head: nn.Module, n_train: int, batch_loss: Callable[[list[int]], 
         print(f"epoch {epoch + 1}/{settings.epochs}  loss {history[-1]['mean_loss']:.4f}  "
               f"lr {scheduler.get_last_lr()[0]:.3g}  {history[-1]['seconds']:.1f}s")
         if checkpoint is not None:
-            trainable = {k: v for k, v in head.state_dict().items() if not k.startswith("model.")}
             with atomic_path(checkpoint) as tmp:
-                torch.save({"head": trainable, "optimizer": optimizer.state_dict(),
+                torch.save({"head": model.head_state_dict(), "optimizer": optimizer.state_dict(),
                             "scheduler": scheduler.state_dict(), "history": history}, tmp)
     return history

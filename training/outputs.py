@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 
 from errors import UserError
 from llama import LlamaConfig
+from tasks import Task
 
 from .atomic import atomic_path
 
@@ -33,11 +34,11 @@ def config_fingerprint(config: LlamaConfig) -> str:
 
 
 def save_head(path: Path, tensors: dict[str, torch.Tensor], *, base_model: str, config: LlamaConfig,
-              task: str, label_names: list[str], revision: str | None) -> None:
+              task: str, label_names: tuple[str, ...], revision: str | None) -> None:
     """Only the head's tensors, plus metadata naming the base model they belong to."""
     metadata = {"base_model": base_model, "base_revision": revision or "",
                 "base_config_sha256": config_fingerprint(config), "task": task,
-                "label_names": json.dumps(label_names)}
+                "label_names": json.dumps(list(label_names))}
     with atomic_path(path) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
 
@@ -62,18 +63,6 @@ def _fmt(value: float | None) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
 
 
-def metric_rows(task: str, metrics: dict) -> list[tuple[str, str]]:
-    """(label with its scale, key path into a metrics dict) rows for the report table."""
-    if task == "sst2":
-        return [("Accuracy", "accuracy"), ("Precision", "precision"), ("Recall", "recall"), ("F1", "f1")]
-    rows = [("Exact match (0-100)", "squad.exact"), ("Token F1 (0-100)", "squad.f1")]
-    if "NoAns_total" in metrics.get("fine_tuned", {}).get("squad", {}):
-        rows += [("HasAns F1 (0-100)", "squad.HasAns_f1"), ("NoAns exact (0-100)", "squad.NoAns_exact"),
-                 ("Best F1 (0-100)", "squad.best_f1")]
-    return rows + [("BLEU (0-1)", "bleu.bleu"), ("ROUGE-1 (0-1)", "rouge.rouge1"),
-                   ("ROUGE-2 (0-1)", "rouge.rouge2"), ("ROUGE-L (0-1)", "rouge.rougeL")]
-
-
 def _lookup(metrics: dict | None, key: str):
     for part in key.split("."):
         if not isinstance(metrics, dict) or part not in metrics:
@@ -82,14 +71,14 @@ def _lookup(metrics: dict | None, key: str):
     return metrics
 
 
-def render_report(*, task: str, model: str, metrics: dict, params: dict, history: list[dict],
+def render_report(*, task: Task, model: str, metrics: dict, params: dict, history: list[dict],
                   examples: list[dict], settings: dict) -> str:
     """report.md: the zero-shot vs fine-tuned table, parameters, loss curve and sample predictions."""
     columns = [("Zero-shot (untrained head)", "zero_shot_head"), ("Zero-shot (prompt)", "zero_shot_prompt"),
                ("Fine-tuned", "fine_tuned")]
-    lines = [f"# {task} head on frozen {model}", "",
+    lines = [f"# {task.name} head on frozen {model}", "",
              "| Metric | " + " | ".join(c for c, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for label, key in metric_rows(task, metrics):
+    for label, key in task.metric_rows(metrics):
         lines.append(f"| {label} | " + " | ".join(_fmt(_lookup(metrics.get(k), key)) for _, k in columns) + " |")
     lines += ["", "## Parameters", "", "| | count |", "|---|---|",
               f"| total | {params['total']:,} |", f"| trainable (head) | {params['trainable']:,} |",

@@ -1,8 +1,6 @@
-"""Cache what the frozen base computes, once, so later epochs only run the head.
+"""The per-token cache of the frozen base's hidden states, so later epochs only run the head.
 
-Sequence classification needs one pooled vector per sentence, (N, C), kept in memory.
-QA needs every token's hidden state of every window: rows of varying length T_i,
-stored end to end in one (sum T_i, C) bfloat16 table, in memory while it fits
+QA needs every token's hidden state of every window: rows of varying length T_i, stored end to end in one (sum T_i, C) bfloat16 table, in memory while it fits
 `budget_bytes`, else in a disk-backed memmap under $TMPDIR. bfloat16 halves the footprint and
 keeps float32's range, so large activations cannot overflow as they could in fp16.
 """
@@ -11,13 +9,10 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from typing import Callable
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from data.batching import pad_right, padding_fraction, token_budget_batches
 from errors import UserError
 
 
@@ -66,23 +61,3 @@ class TokenFeatureTable:
             hidden[b, :len(r)] = r.float()
             mask[b, :len(r)] = 1
         return hidden, mask
-
-
-def run_frozen(sequences: list[list[int]], pad_id: int, batch_tokens: int, device: torch.device | str,
-               compute: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-               store: Callable[[int, torch.Tensor], None], desc: str) -> float:
-    """Run `compute` (B, T) ids, mask -> (B, ...) over token-budget batches; `store(index, CPU row)`.
-
-    Rows handed to `store` are cut to their sequence's real length when `compute`
-    returns per-token outputs. Returns the fraction of computed tokens that were padding.
-    """
-    lengths = [len(s) for s in sequences]
-    batches = token_budget_batches(lengths, batch_tokens)
-    with tqdm(total=sum(lengths), desc=desc, unit="tok", unit_scale=True, leave=False, disable=None) as bar:
-        for batch in batches:
-            ids, mask = pad_right([sequences[i] for i in batch], pad_id)
-            out = compute(ids.to(device), mask.to(device)).cpu()  # one transfer per batch
-            for row, index in enumerate(batch):
-                store(index, out[row, :lengths[index]] if out.dim() == 3 else out[row])
-            bar.update(sum(lengths[i] for i in batch))
-    return padding_fraction(batches, lengths)
