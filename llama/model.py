@@ -9,12 +9,14 @@ K = key/value heads, D = head_dim, C = hidden_size.
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import LlamaConfig
+from .errors import LlamaError
 from .kv_cache import KVCache
 
 
@@ -168,10 +170,37 @@ class LlamaModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None, cache: KVCache | None = None) -> torch.Tensor:
-        """(B, T) ids -> (B, T, C) normed hidden states.
+        """(B, T) ids -> (B, T, C) normed hidden states after the last block.
 
         `attention_mask` (B, S) covers cached and new tokens, 1 = real token.
         `position_ids` default to past .. past + T - 1 for every row.
+        """
+        return self._run_blocks(input_ids, attention_mask, position_ids, cache, [len(self.layers)])[0]
+
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                      layers: Sequence[int] = (), position_ids: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """(B, T) ids -> one (B, T, C) state per entry of `layers`, in that order, from ONE pass.
+
+        Block k is the residual stream after k decoder layers, k in 1..num_hidden_layers, with
+        the final RMSNorm applied as the last layer has it (so k = num_hidden_layers equals
+        `forward`). Blocks deeper than max(layers) are never computed: asking for block 20 of
+        30 costs two thirds of a full pass. Transformers' `hidden_states[k]` (with
+        `output_hidden_states=True`) is the same state before the norm; only its last entry is normed.
+        """
+        n = len(self.layers)
+        wrong = [k for k in layers if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n]
+        if not layers or wrong:
+            raise LlamaError(f"layers {list(layers)}: expected one or more blocks in 1..{n} "
+                             f"(block k = the state after k of the model's {n} decoder layers)")
+        return self._run_blocks(input_ids, attention_mask, position_ids, None, layers)
+
+    def _run_blocks(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                    position_ids: torch.Tensor | None, cache: KVCache | None,
+                    layers: Sequence[int]) -> list[torch.Tensor]:
+        """The shared pass: embeddings, then blocks 1..max(layers), keeping norm(x) after each asked block.
+
+        With a cache every block must run (each appends its keys and values), so only
+        `forward` passes one, always asking for the last block.
         """
         B, T = input_ids.shape
         past = cache.length if cache is not None else 0
@@ -184,11 +213,14 @@ class LlamaModel(nn.Module):
             mask = attention_mask_4d(torch.ones(B, past + T, device=input_ids.device), past, T)
         x = self.embed_tokens(input_ids)  # (B, T, C)
         rope = self.rotary_emb(position_ids, x.dtype)
-        for layer in self.layers:
+        kept: dict[int, torch.Tensor] = {}
+        for k, layer in enumerate(self.layers[:max(layers)], start=1):
             x = layer(x, rope, mask, cache)
+            if k in layers:
+                kept[k] = self.norm(x)  # (B, T, C)
         if cache is not None:
             cache.advance(T)
-        return self.norm(x)
+        return [kept[k] for k in layers]
 
 
 class LlamaForCausalLM(nn.Module):

@@ -117,6 +117,52 @@ def test_padding_leaves_each_sequence_as_if_alone(hf_llama, name, side):
 
 
 @config_names
+@pytest.mark.parametrize("side", ["none", "left", "right"])
+@torch.no_grad()
+def test_states_after_chosen_blocks_match_transformers_hidden_states(hf_llama, name, side):
+    """Block k = transformers' hidden_states[k] (after k layers) with the final norm applied;
+    its last entry is normed already. One pass, any order, padded batches on the real tokens."""
+    hf, ours = pair(hf_llama, name)
+    n = CONFIGS[name]["num_hidden_layers"]
+    ids, mask = random_ids(3, 12), padding_mask([12, 7, 3] if side != "none" else [12] * 3, 12,
+                                                side if side != "none" else "right")
+    real = mask.bool()
+    expected = hf.model(ids, attention_mask=mask, output_hidden_states=True).hidden_states  # n + 1 entries
+    assert len(expected) == n + 1
+    layers = list(range(n, 0, -1))  # deepest first: the result follows the order asked
+    states = ours.model.hidden_states(ids, mask, layers=layers)
+    assert len(states) == n
+    for k, state in zip(layers, states):
+        reference = expected[k] if k == n else hf.model.norm(expected[k])
+        assert state.shape == (3, 12, CONFIGS[name]["hidden_size"])
+        assert max_diff(state[real], reference[real]) <= ATOL
+    assert max_diff(states[1], states[0]) > 0.1  # the blocks differ: comparing each one has teeth
+    assert torch.equal(states[0], ours.model(ids, mask))  # the last block is exactly `forward`
+
+
+@torch.no_grad()
+def test_blocks_beyond_the_deepest_asked_are_never_run(hf_llama):
+    _, ours = pair(hf_llama, "mqa-headdim-bias-llama3-untied")  # 3 layers
+    ran = []
+    for i, layer in enumerate(ours.model.layers):
+        layer.register_forward_hook(lambda module, args, out, i=i: ran.append(i))
+    ids = random_ids(2, 8)
+    first, again = ours.model.hidden_states(ids, layers=[1, 1])
+    assert ran == [0] and torch.equal(first, again)
+    ran.clear()
+    ours.model.hidden_states(ids, layers=[2])
+    assert ran == [0, 1]
+
+
+@pytest.mark.parametrize("layers", [[], [0], [4], [-1], [1.0], [True]], ids=str)
+def test_blocks_outside_the_model_are_refused_in_one_line(hf_llama, layers):
+    _, ours = pair(hf_llama, "mqa-headdim-bias-llama3-untied")  # 3 layers
+    with pytest.raises(llama.LlamaError, match=r"in 1\.\.3 \(block k = the state after k") as err:
+        ours.model.hidden_states(random_ids(1, 4), layers=layers)
+    assert "\n" not in str(err.value)
+
+
+@config_names
 @pytest.mark.parametrize("prefill, step", [(5, 1), (4, 3), (1, 1)], ids=["prefill5-step1", "prefill4-chunk3", "prefill1-step1"])
 @torch.no_grad()
 def test_kv_cache_decoding_matches_full_forward(hf_llama, name, prefill, step):
