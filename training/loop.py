@@ -2,6 +2,15 @@
 
 The batch order of epoch e depends only on (seed, e), so a run resumed from the
 checkpoint of epoch e-1 replays exactly what an uninterrupted run would have done.
+
+Two things are off by default (then the loop does exactly what it always did):
+- validation: after every epoch, the mean loss on held-out validation features; the head of
+  the epoch with the lowest one is kept and restored at the end, and training stops early
+  once it has not improved for `patience` epochs;
+- data parallel (torchrun): every rank holds the cached features of its own items (a
+  `distributed.Shard`), draws the same global batches as one process, and contributes its
+  items' share of the batch loss; the summed gradient is the one-process gradient, so every
+  rank applies the same update (training/distributed.py).
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from errors import UserError
 from heads import FrozenBackboneHead
 from tasks import Task
 
+from . import distributed
 from .atomic import atomic_path
 
 
@@ -54,46 +64,136 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[i
 
 
 def train_head(model: FrozenBackboneHead, task: Task, features, settings: TrainSettings,
-               checkpoint: Path | None = None, resume: bool = False) -> list[dict]:
+               checkpoint: Path | None = None, resume: bool = False, *, val_features=None,
+               patience: int | None = None) -> list[dict]:
     """AdamW on the head's own parameters over the cached `features`; returns the per-epoch history.
 
     The frozen base never runs here: each step is the task's loss on a batch of cached items.
-    A checkpoint (head, optimizer, schedule, history) is written after every epoch.
+    `features` (and `val_features`) are the task's features object, or under torchrun this
+    rank's `distributed.Shard` of them. Pass only training and validation features: the test
+    split must never reach this function, or the selected epoch would be chosen on the test set.
+
+    With `val_features`, the head of the epoch with the lowest validation loss is restored at
+    the end; with `patience` too, training stops after `patience` epochs without improvement.
+    The learning-rate schedule always spans `settings.epochs` (the cap): a run stopped early
+    ends before a linear schedule reaches 0.
+
+    History rows: epoch, mean_loss (the mean training loss of the epoch's steps), step_losses,
+    lr (of the epoch's last step), seconds; with validation also val_loss and best_epoch
+    (1-based, the best so far). A checkpoint after every epoch, written by rank 0, holds what
+    an exact resume needs: head, optimizer, schedule, history, and the best epoch's head.
     """
+    if patience is not None and (val_features is None or patience < 1):
+        raise ValueError("early stopping needs validation features and a patience of at least 1 epoch")
+    train, val = as_shard(features), as_shard(val_features) if val_features is not None else None
     params = list(model.head.parameters())
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
-    steps_per_epoch = math.ceil(len(features) / settings.batch_size)
+    steps_per_epoch = math.ceil(train.total / settings.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(settings, settings.epochs * steps_per_epoch))
     history: list[dict] = []
+    best_head: dict[str, torch.Tensor] | None = None
     if resume and checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=True)
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)  # every rank reads it
         model.load_head_state_dict(state["head"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        history = state["history"]
-        print(f"resumed after epoch {len(history)} from {checkpoint}")
-    for epoch in range(len(history), settings.epochs):
-        started, losses = time.perf_counter(), []
-        bar = tqdm(epoch_batches(len(features), settings.batch_size, settings.seed, epoch),
-                   desc=f"epoch {epoch + 1}/{settings.epochs}", unit="batch", leave=False, disable=None)
-        for step, batch in enumerate(bar):
-            loss = task.batch_loss(model, features, batch)
-            if not torch.isfinite(loss):
-                raise UserError(f"training loss became {loss.item()} at epoch {epoch + 1} step {step + 1}; "
-                                "lower --lr or use --dtype float32")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        history.append({"epoch": epoch + 1, "mean_loss": sum(losses) / len(losses), "step_losses": losses,
-                        "seconds": round(time.perf_counter() - started, 3)})
-        print(f"epoch {epoch + 1}/{settings.epochs}  loss {history[-1]['mean_loss']:.4f}  "
-              f"lr {scheduler.get_last_lr()[0]:.3g}  {history[-1]['seconds']:.1f}s")
-        if checkpoint is not None:
+        history, best_head = state["history"], state.get("best_head")
+        say(f"resumed after epoch {len(history)} from {checkpoint}")
+    while len(history) < settings.epochs and not stalled(history, patience):
+        row = train_epoch(model, task, train, optimizer, scheduler, settings, epoch=len(history))
+        if val is not None:
+            row["val_loss"] = validation_loss(model, task, val, settings.batch_size)
+            best_epoch = history[-1]["best_epoch"] if history else None
+            if best_epoch is None or row["val_loss"] < history[best_epoch - 1]["val_loss"]:
+                best_head, best_epoch = model.head_state_dict(), row["epoch"]
+            row["best_epoch"] = best_epoch
+        history.append(row)
+        say(f"epoch {row['epoch']}/{settings.epochs}  loss {row['mean_loss']:.4f}  "
+            + (f"val {row['val_loss']:.4f} (best epoch {row['best_epoch']})  " if val is not None else "")
+            + f"lr {row['lr']:.3g}  {row['seconds']:.1f}s")
+        if checkpoint is not None and distributed.is_main():
             with atomic_path(checkpoint) as tmp:
                 torch.save({"head": model.head_state_dict(), "optimizer": optimizer.state_dict(),
-                            "scheduler": scheduler.state_dict(), "history": history}, tmp)
+                            "scheduler": scheduler.state_dict(), "history": history,
+                            **({"best_head": best_head} if best_head is not None else {})}, tmp)
+    if best_head is not None:
+        if stalled(history, patience) and len(history) < settings.epochs:
+            say(f"stopped early: no better validation loss for {patience} epochs")
+        say(f"restoring the head of epoch {history[-1]['best_epoch']} (lowest validation loss)")
+        model.load_head_state_dict(best_head)
     return history
+
+
+def as_shard(features) -> distributed.Shard:
+    """A task's features as the one shard holding every item; under torchrun, a Shard is required."""
+    if isinstance(features, distributed.Shard):
+        return features
+    if distributed.world_size() > 1:
+        raise ValueError("under torchrun, pass each rank's features as distributed.Shard.of(features)")
+    return distributed.Shard(features, offset=0, total=len(features))
+
+
+def stalled(history: list[dict], patience: int | None) -> bool:
+    """True once the validation loss has not improved for `patience` epochs."""
+    return patience is not None and bool(history) and history[-1]["epoch"] - history[-1]["best_epoch"] >= patience
+
+
+def train_epoch(model: FrozenBackboneHead, task: Task, train: distributed.Shard, optimizer: torch.optim.Optimizer,
+                scheduler: torch.optim.lr_scheduler.LRScheduler, settings: TrainSettings, epoch: int) -> dict:
+    """One pass over the global batches of `epoch`; every rank takes the same steps."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    started, losses = time.perf_counter(), []
+    bar = tqdm(epoch_batches(train.total, settings.batch_size, settings.seed, epoch),
+               desc=f"epoch {epoch + 1}/{settings.epochs}", unit="batch", leave=False,
+               disable=None if distributed.is_main() else True)
+    for step, batch in enumerate(bar):
+        lr = scheduler.get_last_lr()[0]
+        loss = shard_loss(model, task, train, batch)
+        batch_mean = distributed.sum_scalar(loss.item() if loss is not None else 0.0)  # the batch's mean loss
+        if not math.isfinite(batch_mean):  # the same value on every rank: all stop together
+            raise UserError(f"training loss became {batch_mean} at epoch {epoch + 1} step {step + 1}; "
+                            "lower --lr or use --dtype float32")
+        optimizer.zero_grad(set_to_none=True)
+        if loss is not None:
+            loss.backward()
+        distributed.all_reduce_gradients(params)
+        torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        losses.append(batch_mean)
+        bar.set_postfix(loss=f"{batch_mean:.4f}")
+    return {"epoch": epoch + 1, "mean_loss": sum(losses) / len(losses), "step_losses": losses, "lr": lr,
+            "seconds": round(time.perf_counter() - started, 3)}
+
+
+def shard_loss(model: FrozenBackboneHead, task: Task, shard: distributed.Shard,
+               batch: list[int]) -> torch.Tensor | None:
+    """This rank's part of the batch's mean loss: its items' mean, times their share of the batch.
+
+    Summed over ranks this is the mean over the whole batch (exact when every item weighs the
+    same in the task's loss). None when the rank holds no item of the batch. In one process the
+    factor is 1.0, which changes no bit of the loss or its gradient.
+    """
+    local = shard.local(batch)
+    if not local:
+        return None
+    return task.batch_loss(model, shard.features, local) * (len(local) / len(batch))
+
+
+@torch.no_grad()
+def validation_loss(model: FrozenBackboneHead, task: Task, val: distributed.Shard, batch_size: int) -> float:
+    """The mean loss over every validation item of every rank, computed in batches of this rank's items."""
+    total = 0.0
+    for first in range(0, len(val), batch_size):
+        local = list(range(first, min(first + batch_size, len(val))))
+        total += task.batch_loss(model, val.features, local).item() * len(local)
+    mean = distributed.sum_scalar(total) / val.total
+    if not math.isfinite(mean):
+        raise UserError(f"validation loss became {mean}: the validation features hold non-finite values")
+    return mean
+
+
+def say(message: str) -> None:
+    """Print on rank 0 only (every rank computes the same values)."""
+    if distributed.is_main():
+        print(message)
