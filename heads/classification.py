@@ -1,6 +1,15 @@
-"""Sequence classification: a linear `score` on the last real token's hidden state."""
+"""Sequence classification: a linear `score` on one pooled hidden state per sentence.
+
+The default is what LlamaForSequenceClassification does: the last real token's state
+after the last block. Two choices give the same one linear layer better features:
+an earlier block (`layers`; on SmolLM2-135M, blocks 15-20 of 30 beat the last), and the
+mean over a token range (`pool="mean"`), such as the sentence's tokens, or those of its
+second copy when the sentence is fed twice (see `data.sst2.encode_sentences`).
+"""
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -8,6 +17,8 @@ from torch import nn
 from llama import LlamaConfig, LlamaModel
 
 from .frozen import FrozenBackboneHead
+
+POOLINGS = ("last", "mean")
 
 
 def pool_last_token(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -22,6 +33,24 @@ def pool_last_token(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
 
+def pool_mean(hidden: torch.Tensor, attention_mask: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+    """(B, T, C) -> (B, C): the mean over each row's real tokens at positions >= start[b].
+
+    With right padding that is the token range [start, length) of each sequence. The sum
+    runs in float32 (a bf16 sum over tens of tokens would lose digits) and the result is
+    cast back to the states' dtype. An empty range is refused: its mean does not exist.
+    """
+    T = attention_mask.shape[1]
+    positions = torch.arange(T, device=attention_mask.device)
+    inside = attention_mask.bool() & (positions >= start.to(positions.device)[:, None])  # (B, T)
+    counts = inside.sum(dim=1)  # (B,)
+    if not bool(counts.all()):
+        rows = counts.eq(0).nonzero().flatten().tolist()
+        raise ValueError(f"rows {rows} have no real token at or after their pooling start")
+    weights = inside.float() / counts[:, None]  # (B, T), each row sums to 1
+    return torch.einsum("bt,btc->bc", weights, hidden.float()).to(hidden.dtype)
+
+
 class SequenceClassifier(FrozenBackboneHead):
     """LlamaForSequenceClassification with a frozen base: `score` = Linear(C, labels, no bias)."""
 
@@ -32,9 +61,35 @@ class SequenceClassifier(FrozenBackboneHead):
         self.score = nn.Linear(config.hidden_size, num_labels, bias=False)
 
     @torch.inference_mode()
-    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """(B, T) -> (B, C) pooled frozen hidden states: what training caches, once per sentence."""
-        return pool_last_token(self.model(input_ids, attention_mask), attention_mask)
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 layers: int | Sequence[int] | None = None, pool: str = "last",
+                 start: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) -> pooled frozen hidden states: what training caches, once per sentence.
+
+        `layers`: None, the last block -> (B, C); one block k (1..num_hidden_layers) -> (B, C);
+        a list of L blocks -> (B, L, C), all from one pass that stops at the deepest.
+        `pool`: "last", the rightmost real token; "mean", the mean over positions
+        [start[b], length) of each right-padded row, `start` (B,) given by the caller
+        (the sentence's first token after BOS, or of its second copy with echo).
+        """
+        if pool not in POOLINGS:
+            raise ValueError(f"pool {pool!r}: expected one of {', '.join(POOLINGS)}")
+        if (pool == "mean") != (start is not None):
+            raise ValueError("pool 'mean' needs `start` (B,), the first pooled position of each row; "
+                             "pool 'last' takes none")
+        one = layers is None or isinstance(layers, int)
+        if one:
+            blocks = [self.config.num_hidden_layers if layers is None else layers]
+        else:
+            blocks = list(layers)
+        states = self.model.hidden_states(input_ids, attention_mask, blocks)  # L x (B, T, C)
+        if pool == "last":
+            pooled = [pool_last_token(h, attention_mask) for h in states]
+        else:
+            pooled = [pool_mean(h, attention_mask, start) for h in states]
+        if one:
+            return pooled[0]  # (B, C)
+        return torch.stack(pooled, dim=1)  # (B, L, C)
 
     def logits(self, pooled: torch.Tensor) -> torch.Tensor:
         """(B, C) pooled features -> (B, num_labels) class logits, in the head's dtype."""
