@@ -1,0 +1,132 @@
+"""The training loop's validation selection: the best epoch's head comes back, early stopping, exact resume.
+
+A real `SequenceClassifier` on a tiny random Llama (the base never runs: the loop only sees
+cached features) and the real SST-2 task operations, on synthetic pooled features.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from heads import QuestionAnswerer, SequenceClassifier, TokenFeatureTable
+from llama import LlamaConfig
+from tasks import TASKS
+from tasks.squad import WindowFeatures
+from tasks.sst2 import PooledFeatures
+from training.distributed import Shard
+from training.loop import TrainSettings, train_head, validation_loss
+
+HIDDEN = 8
+TINY = LlamaConfig(vocab_size=16, hidden_size=HIDDEN, intermediate_size=16, num_hidden_layers=1,
+                   num_attention_heads=2, num_key_value_heads=1)
+SST2 = TASKS["sst2"]
+
+
+def classifier(seed: int = 0) -> SequenceClassifier:
+    torch.manual_seed(seed)
+    model = SequenceClassifier(TINY)
+    model.reset_head()
+    return model
+
+
+def question_answerer(seed: int = 0) -> QuestionAnswerer:
+    torch.manual_seed(seed)
+    model = QuestionAnswerer(TINY)
+    model.reset_head()
+    return model
+
+
+def pooled(n: int, seed: int, flip: bool = False) -> PooledFeatures:
+    """n (HIDDEN,) feature vectors labelled by the sign of their first coordinate (or its opposite)."""
+    x = torch.randn(n, HIDDEN, generator=torch.Generator().manual_seed(seed))
+    labels = ((x[:, 0] > 0) != flip).long()
+    return PooledFeatures(x, labels, padding_fraction=0.0)
+
+
+def windows(lengths: list[int], seed: int) -> WindowFeatures:
+    """Per-token features of windows of the given lengths, each with a start/end inside the window."""
+    generator = torch.Generator().manual_seed(seed)
+    table = TokenFeatureTable(lengths, HIDDEN, budget_bytes=10**9)
+    for i, n in enumerate(lengths):
+        table.write(i, torch.randn(n, HIDDEN, generator=generator))
+    starts = torch.tensor([int(torch.randint(n, (1,), generator=generator)) for n in lengths])
+    ends = torch.tensor([min(n - 1, s + 1) for s, n in zip(starts.tolist(), lengths)])
+    return WindowFeatures(table, windows=[None] * len(lengths), starts=starts, ends=ends, padding_fraction=0.0)
+
+
+def settings(**overrides) -> TrainSettings:
+    return TrainSettings(**{"epochs": 10, "lr": 0.05, "batch_size": 4, "seed": 3, **overrides})
+
+
+def computed(history: list[dict]) -> list[dict]:
+    """History rows without their wall-clock seconds."""
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+def test_without_validation_rows_have_no_validation_keys_and_patience_is_refused():
+    history = train_head(classifier(), SST2, pooled(12, seed=1), settings(epochs=2))
+    assert [set(row) for row in history] == [{"epoch", "mean_loss", "step_losses", "lr", "seconds"}] * 2
+    with pytest.raises(ValueError, match="validation"):
+        train_head(classifier(), SST2, pooled(12, seed=1), settings(), patience=2)
+
+
+def test_validation_keeps_training_to_the_cap_without_patience_and_restores_the_lowest_loss_head():
+    model, val = classifier(), pooled(10, seed=2, flip=True)  # learning the training labels hurts here
+    history = train_head(model, SST2, pooled(24, seed=1), settings(epochs=4), val_features=val)
+    losses = [row["val_loss"] for row in history]
+    assert len(history) == 4 and losses == sorted(losses)  # the best epoch is the first, not the last
+    assert [row["best_epoch"] for row in history] == [1, 1, 1, 1]
+    assert validation_loss(model, SST2, Shard(val, 0, len(val)), batch_size=3) == pytest.approx(losses[0], rel=1e-6)
+
+
+def test_improving_validation_selects_the_last_epoch_and_best_epoch_tracks_the_minimum():
+    model, val = classifier(), pooled(10, seed=2)
+    history = train_head(model, SST2, pooled(24, seed=1), settings(epochs=4), val_features=val)
+    for row in history:
+        best = min(history[:row["epoch"]], key=lambda r: r["val_loss"])
+        assert row["best_epoch"] == best["epoch"]
+    assert history[-1]["best_epoch"] == 4
+    final = validation_loss(model, SST2, Shard(val, 0, len(val)), batch_size=4)
+    assert final == pytest.approx(history[-1]["val_loss"], rel=1e-6)
+
+
+def test_early_stopping_after_patience_epochs_and_the_schedule_still_spans_the_epoch_cap():
+    train, val = pooled(24, seed=1), pooled(10, seed=2, flip=True)
+    history = train_head(classifier(), SST2, train, settings(epochs=10), val_features=val, patience=2)
+    assert [row["epoch"] for row in history] == [1, 2, 3] and history[-1]["best_epoch"] == 1
+    steps_per_epoch, total = 6, 60  # 24 items in batches of 4, over the cap of 10 epochs
+    last_step = 3 * steps_per_epoch - 1
+    assert history[-1]["lr"] == pytest.approx(0.05 * (total - last_step) / total)  # far from 0
+
+
+def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path):
+    train, val = pooled(24, seed=1), pooled(10, seed=4, flip=True)
+    run = dict(val_features=val, patience=2)
+    uninterrupted = classifier()
+    expected = train_head(uninterrupted, SST2, train, settings(), tmp_path / "full.pt", **run)
+
+    calls = {"n": 0}
+
+    def interrupt_in_epoch_two(*args):
+        if torch.is_grad_enabled():  # a training step, not the validation pass
+            calls["n"] += 1
+            if calls["n"] == 8:  # 6 steps per epoch: this is epoch 2
+                raise KeyboardInterrupt
+        return SST2.batch_loss(*args)
+
+    checkpoint = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train_head(classifier(), dataclasses.replace(SST2, batch_loss=interrupt_in_epoch_two), train, settings(),
+                   checkpoint, **run)
+    assert len(torch.load(checkpoint, weights_only=True)["history"]) == 1
+    for attempt in range(2):  # the second resumes a finished (early-stopped) run: no epoch, same head
+        resumed = classifier(seed=attempt + 7)  # its own init is overwritten by the checkpoint
+        history = train_head(resumed, SST2, train, settings(), checkpoint, resume=True, **run)
+        assert computed(history) == computed(expected)
+        for name, tensor in uninterrupted.head_state_dict().items():
+            torch.testing.assert_close(resumed.head_state_dict()[name], tensor, rtol=0, atol=0)
+    assert math.isfinite(history[-1]["val_loss"]) and len(history) < settings().epochs
