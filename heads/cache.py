@@ -1,63 +1,165 @@
-"""The per-token cache of the frozen base's hidden states, so later epochs only run the head.
+"""Where the frozen base's per-token hidden states live while the head trains on them.
 
-QA needs every token's hidden state of every window: rows of varying length T_i, stored end to end in one (sum T_i, C) bfloat16 table, in memory while it fits
-`budget_bytes`, else in a disk-backed memmap under $TMPDIR. bfloat16 halves the footprint and
-keeps float32's range, so large activations cannot overflow as they could in fp16.
+QA needs every token's hidden state of every window: rows of varying length T_i, stored end
+to end in one (sum T_i, C) bfloat16 table. bfloat16 halves the footprint and keeps float32's
+range, so large activations cannot overflow as they could in fp16. The table lives in one of
+three places (`PLACES`):
+
+- "accelerator": a tensor in GPU memory; `batch` gathers there, with no host copy;
+- "ram": a tensor in host memory; a batch is gathered in bf16, then moved to the head's device;
+- "disk": a memmap under $TMPDIR whose blocks are reserved when it is made, so a full disk is an
+  error before anything is written, never a SIGBUS in the middle of a run.
+
+`StreamedFeatures` has the same `batch(indices)` but stores nothing: it reruns the frozen pass
+over the requested sequences each call, rounding through bf16 as the table does, for data too
+large for any of the three places.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+from typing import Callable
 
 import numpy as np
 import torch
 
+from data.batching import pad_right
 from errors import UserError
+
+PLACES = ("accelerator", "ram", "disk")
+FrozenPass = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (B, T) ids, mask -> (B, T, C)
+
+
+def table_bytes(lengths: list[int], dim: int) -> int:
+    """Bytes of a bf16 table holding one C-vector per token."""
+    return sum(lengths) * dim * 2
 
 
 class TokenFeatureTable:
-    """Per-token hidden states of many sequences in one flat (rows, C) bf16 table."""
+    """Per-token hidden states of many sequences in one flat (rows, C) bf16 table.
 
-    def __init__(self, lengths: list[int], dim: int, budget_bytes: int) -> None:
+    `place` is one of `PLACES`; without it, the table stays in RAM while it fits `budget_bytes`
+    and goes to disk otherwise (the older --feature-budget-gb rule). `device` is where the head
+    trains: `batch` returns its tensors there, and an "accelerator" table lives there.
+    """
+
+    def __init__(self, lengths: list[int], dim: int, budget_bytes: int | None = None, *, place: str | None = None,
+                 device: torch.device | str = "cpu") -> None:
         self.lengths = lengths
-        self.starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        rows = int(self.starts[-1])
-        size = rows * dim * 2
-        self.on_disk = size > budget_bytes
-        if self.on_disk:  # bf16 bits in a uint16 memmap, viewed back as bf16 when read
-            free = shutil.disk_usage(tempfile.gettempdir()).free
-            if size > free:
-                raise UserError(f"the cached features need {size / 2**30:.1f} GiB but {tempfile.gettempdir()} "
-                                f"has {free / 2**30:.1f} GiB free: set TMPDIR to a larger disk, raise "
-                                "--feature-budget-gb, or use --limit")
-            self._file = tempfile.NamedTemporaryFile(prefix="features-", suffix=".bin")
-            self._bits = np.memmap(self._file.name, dtype=np.uint16, mode="w+", shape=(rows, dim))
+        self.device = torch.device(device)
+        self.starts = torch.tensor(np.concatenate([[0], np.cumsum(lengths)]), dtype=torch.long)
+        rows, size = int(self.starts[-1]), table_bytes(lengths, dim)
+        if place is None:
+            place = "disk" if budget_bytes is not None and size > budget_bytes else "ram"
+        if place not in PLACES:
+            raise ValueError(f"place must be one of {PLACES}, not {place!r}")
+        if place == "accelerator" and self.device.type == "cpu":
+            raise ValueError("an 'accelerator' table needs an accelerator device, not cpu")
+        self.place = place
+        if place == "disk":  # bf16 bits in a uint16 memmap, viewed back as bf16 when read
+            self._file = reserve_temp_file(size)
+            self._bits = np.memmap(self._file.name, dtype=np.uint16, mode="r+", shape=(rows, dim))
         else:
-            self._table = torch.empty(rows, dim, dtype=torch.bfloat16)
+            self._table = torch.empty(rows, dim, dtype=torch.bfloat16,
+                                      device=self.device if place == "accelerator" else "cpu")
+
+    @property
+    def on_disk(self) -> bool:
+        return self.place == "disk"
+
+    def __len__(self) -> int:
+        return len(self.lengths)
 
     def write(self, index: int, hidden: torch.Tensor) -> None:
-        """Store sequence `index`'s (T_i, C) hidden states."""
-        start, end = self.starts[index], self.starts[index + 1]
-        values = hidden.to("cpu", torch.bfloat16)
+        """Store sequence `index`'s (T_i, C) hidden states (from any device)."""
+        start, end = int(self.starts[index]), int(self.starts[index + 1])
         if self.on_disk:
+            values = hidden.to("cpu", torch.bfloat16)
             self._bits[start:end] = values.view(torch.int16).numpy().view(np.uint16)
         else:
-            self._table[start:end] = values
+            self._table[start:end] = hidden.to(self._table.device, torch.bfloat16)
 
     def read(self, index: int) -> torch.Tensor:
-        start, end = self.starts[index], self.starts[index + 1]
+        """Sequence `index`'s (T_i, C) bf16 rows, where the table lives."""
+        start, end = int(self.starts[index]), int(self.starts[index + 1])
         if self.on_disk:
             return torch.from_numpy(np.asarray(self._bits[start:end]).view(np.int16)).view(torch.bfloat16)
         return self._table[start:end]
 
     def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Right-padded (B, T, C) float32 hidden states and their (B, T) mask."""
-        rows = [self.read(i) for i in indices]
-        T = max(len(r) for r in rows)
-        hidden = torch.zeros(len(rows), T, rows[0].shape[1])
-        mask = torch.zeros(len(rows), T, dtype=torch.long)
-        for b, r in enumerate(rows):
-            hidden[b, :len(r)] = r.float()
-            mask[b, :len(r)] = 1
+        """Right-padded (B, T) float32 hidden states (B, T, C) and their (B, T) mask, on `device`.
+
+        One gather of B x T row numbers; padding positions read row `start` and are zeroed.
+        """
+        starts = self.starts[indices]  # (B,)
+        lengths = self.starts[[i + 1 for i in indices]] - starts
+        T = int(lengths.max())
+        offsets = torch.arange(T)
+        mask = offsets[None, :] < lengths[:, None]  # (B, T)
+        rows = starts[:, None] + torch.where(mask, offsets[None, :], 0)  # (B, T) row numbers
+        if self.on_disk:
+            bits = self._bits[rows.flatten().numpy()]  # (B*T, C) uint16, read from the memmap
+            gathered = torch.from_numpy(bits.view(np.int16)).view(torch.bfloat16).view(*rows.shape, -1)
+        else:
+            gathered = self._table[rows.to(self._table.device)]  # (B, T, C) bf16
+        mask = mask.to(self.device)
+        hidden = gathered.to(self.device).float().masked_fill(~mask[..., None], 0.0)
+        return hidden, mask.long()
+
+
+class StreamedFeatures:
+    """The `TokenFeatureTable.batch` interface with no table: each call reruns the frozen pass.
+
+    `frozen_pass` maps right-padded (B, T) ids and mask, on `input_device`, to (B, T, C) hidden
+    states. Outputs are rounded through bf16, exactly as the table stores them, so on a
+    deterministic backend streaming and caching give the head the same numbers.
+    """
+
+    def __init__(self, sequences: list[list[int]], pad_id: int, frozen_pass: FrozenPass, *,
+                 input_device: torch.device | str = "cpu", device: torch.device | str = "cpu") -> None:
+        self.sequences = sequences
+        self.lengths = [len(s) for s in sequences]
+        self.pad_id = pad_id
+        self.frozen_pass = frozen_pass
+        self.input_device = torch.device(input_device)
+        self.device = torch.device(device)
+        self.place = "stream"
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-padded (B, T, C) float32 hidden states and their (B, T) mask, on `device`."""
+        input_ids, attention_mask = pad_right([self.sequences[i] for i in indices], self.pad_id)
+        with torch.no_grad():
+            hidden = self.frozen_pass(input_ids.to(self.input_device), attention_mask.to(self.input_device))
+        mask = attention_mask.to(self.device)
+        hidden = hidden.to(self.device, torch.bfloat16).float().masked_fill(~mask.bool()[..., None], 0.0)
         return hidden, mask
+
+
+def reserve_temp_file(size: int) -> tempfile._TemporaryFileWrapper:
+    """A temp file of `size` bytes under $TMPDIR with its blocks allocated now, or one UserError line.
+
+    A memmap over a sparse file allocates blocks as pages are first written; when the disk
+    fills mid-run the kernel answers with SIGBUS and the process dies without a message.
+    Checking the free space first and then reserving every block turns that into an error
+    raised before any feature is computed.
+    """
+    directory = tempfile.gettempdir()
+    free = shutil.disk_usage(directory).free
+    hint = "set TMPDIR to a larger disk, choose another --features place, or use --limit"
+    if size > free:
+        raise UserError(f"the cached features need {size / 2**30:.1f} GiB but {directory} has "
+                        f"{free / 2**30:.1f} GiB free: {hint}")
+    file = tempfile.NamedTemporaryFile(prefix="features-", suffix=".bin")
+    try:
+        if size:
+            os.posix_fallocate(file.fileno(), 0, size)
+    except OSError as err:
+        file.close()
+        raise UserError(f"cannot reserve {size / 2**30:.1f} GiB for the cached features in {directory} "
+                        f"({err.strerror}): {hint}") from None
+    return file

@@ -1,0 +1,134 @@
+"""The feature stores: RAM, disk and streamed features give the head the same batches."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import pytest
+import torch
+
+from data.batching import padded_batches, token_budget_batches
+from errors import UserError
+from heads import cache
+from heads.cache import StreamedFeatures, TokenFeatureTable
+from llama import LlamaConfig, LlamaModel
+
+PAD_ID = 0
+
+
+def random_sequences(n: int, vocab: int, seed: int) -> list[list[int]]:
+    generator = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, 24, (n,), generator=generator).tolist()
+    return [torch.randint(1, vocab, (t,), generator=generator).tolist() for t in lengths]
+
+
+def filled_table(sequences: list[list[int]], frozen_pass, place: str, batch_tokens: int = 64) -> TokenFeatureTable:
+    """What a task's `extract` does: length-sorted budget batches through the frozen pass, rows into the table."""
+    lengths = [len(s) for s in sequences]
+    table = TokenFeatureTable(lengths, frozen_pass.dim, place=place)
+    for batch, input_ids, mask in padded_batches(sequences, token_budget_batches(lengths, batch_tokens), PAD_ID,
+                                                 "cpu", "features"):
+        hidden = frozen_pass(input_ids, mask)
+        for row, index in enumerate(batch):
+            table.write(index, hidden[row, :lengths[index]])
+    return table
+
+
+class EmbeddingPass:
+    """A frozen pass whose output per token depends only on the token: random data with no model."""
+
+    def __init__(self, vocab: int, dim: int) -> None:
+        self.dim = dim
+        self.weight = torch.randn(vocab, dim, generator=torch.Generator().manual_seed(1)) * 30
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.weight[input_ids] * attention_mask[..., None]
+
+
+class TinyLlamaPass:
+    """A random 2-layer LlamaModel (llama3 RoPE, GQA): real attention, where padding could leak."""
+
+    def __init__(self) -> None:
+        torch.manual_seed(0)
+        config = LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                             num_attention_heads=4, num_key_value_heads=2, rope_theta=10000.0,
+                             rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                           "high_freq_factor": 4.0, "original_max_position_embeddings": 16})
+        self.model = LlamaModel(config).eval()
+        self.dim = config.hidden_size
+
+    @torch.inference_mode()
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids, attention_mask)
+
+
+@pytest.mark.parametrize("make_pass", [lambda: EmbeddingPass(97, 8), TinyLlamaPass], ids=["random", "tiny_llama"])
+def test_ram_disk_and_stream_give_identical_batches(make_pass):
+    frozen_pass = make_pass()
+    sequences = random_sequences(40, 97, seed=3)
+    stores = {place: filled_table(sequences, frozen_pass, place) for place in ("ram", "disk")}
+    stores["stream"] = StreamedFeatures(sequences, PAD_ID, frozen_pass)
+    assert stores["disk"].on_disk and not stores["ram"].on_disk
+    generator = torch.Generator().manual_seed(5)
+    for size in (1, 3, 8, 40):
+        indices = torch.randperm(40, generator=generator)[:size].tolist()
+        (hidden, mask), *others = [store.batch(indices) for store in stores.values()]
+        lengths = [len(sequences[i]) for i in indices]
+        assert hidden.dtype == torch.float32 and hidden.shape == (size, max(lengths), frozen_pass.dim)
+        assert mask.tolist() == [[1] * n + [0] * (max(lengths) - n) for n in lengths]
+        assert not hidden[~mask.bool()].any()
+        for other_hidden, other_mask in others:
+            assert torch.equal(other_hidden, hidden) and torch.equal(other_mask, mask)
+
+
+def test_rows_round_trip_through_bf16_in_every_place():
+    lengths = [3, 1, 5, 2]
+    rows = [torch.randn(n, 4) for n in lengths]
+    for place in ("ram", "disk"):
+        table = TokenFeatureTable(lengths, 4, place=place)
+        for i, row in enumerate(rows):
+            table.write(i, row)
+        for i, row in enumerate(rows):
+            assert torch.equal(table.read(i), row.to(torch.bfloat16))
+        hidden, mask = table.batch([2, 1])
+        assert torch.equal(hidden[0], rows[2].to(torch.bfloat16).float())
+        assert torch.equal(hidden[1, :1], rows[1].to(torch.bfloat16).float()) and not hidden[1, 1:].any()
+
+
+def test_budget_keeps_the_older_rule_ram_while_it_fits_else_disk():
+    assert TokenFeatureTable([3, 2], 4, budget_bytes=40).place == "ram"
+    assert TokenFeatureTable([3, 2], 4, budget_bytes=39).place == "disk"
+
+
+def test_an_accelerator_table_needs_an_accelerator():
+    with pytest.raises(ValueError, match="accelerator"):
+        TokenFeatureTable([3], 4, place="accelerator", device="cpu")
+
+
+def test_a_disk_without_room_is_one_line_before_anything_is_written(monkeypatch, tmp_path):
+    Usage = namedtuple("Usage", "total used free")
+    monkeypatch.setattr(cache.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(cache.shutil, "disk_usage", lambda path: Usage(10, 10, 1599))
+    with pytest.raises(UserError, match="TMPDIR") as err:
+        TokenFeatureTable([100], 8, place="disk")  # 100 rows x 8 x 2 bytes = 1600
+    assert "\n" not in str(err.value) and "1599" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_reservation_is_one_line_and_leaves_no_file(monkeypatch, tmp_path):
+    def full_disk(fd, offset, length):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(cache.os, "posix_fallocate", full_disk)
+    with pytest.raises(UserError, match="No space left on device"):
+        TokenFeatureTable([100], 8, place="disk")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_disk_table_reserves_its_blocks_up_front(monkeypatch, tmp_path):
+    monkeypatch.setattr(cache.tempfile, "tempdir", str(tmp_path))
+    table = TokenFeatureTable([1000], 64, place="disk")
+    (path,) = tmp_path.iterdir()
+    assert path.stat().st_size == 1000 * 64 * 2 and path.stat().st_blocks * 512 >= 1000 * 64 * 2
+    del table
