@@ -1,12 +1,13 @@
-"""The plan: sizes from token lengths, and where the feature cache goes given the free sizes."""
+"""The plan: sizes from token lengths, where the feature cache goes given the free sizes, and the probes."""
 
 from __future__ import annotations
 
 import pytest
+import torch
 
 import llama
 from errors import UserError
-from training.devices import FreeSpace
+from training.devices import FreeSpace, available_ram_bytes, cpu_has_native_bf16, resolve_device
 from training.plan import GIB, cache_bytes, forward_flops, matmul_weights, parameter_count, plan_features
 
 CONFIG = llama.load_config("meta-llama/Llama-3.2-1B")
@@ -87,3 +88,21 @@ def test_the_plan_renders_where_the_cache_goes_and_the_free_sizes_seen():
 def test_an_unknown_mode_is_one_line():
     with pytest.raises(UserError, match="--features must be one of auto, memory, disk, stream"):
         plan_features(TRAIN, TEST, CONFIG, free(None, 1, 1), mode="gpu")
+
+
+def test_auto_dtype_on_cpu_is_bf16_only_with_native_bf16_matmuls():
+    assert resolve_device("cpu", "auto", cpu_bf16=lambda: True) == (torch.device("cpu"), torch.bfloat16)
+    assert resolve_device("cpu", "auto", cpu_bf16=lambda: False) == (torch.device("cpu"), torch.float32)
+    assert resolve_device("cpu", "float32", cpu_bf16=lambda: True) == (torch.device("cpu"), torch.float32)
+
+
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
+    (tmp_path / "amx").write_text("flags\t: fpu sse avx512f avx512_bf16 amx_bf16 amx_tile\n")
+    (tmp_path / "avx2").write_text("flags\t: fpu sse avx2 fma\n")
+    assert cpu_has_native_bf16(tmp_path / "amx") and not cpu_has_native_bf16(tmp_path / "avx2")
+
+
+def test_available_ram_is_memavailable(tmp_path):
+    (tmp_path / "meminfo").write_text("MemTotal:  131072000 kB\nMemFree:  1000 kB\nMemAvailable:  120000000 kB\n")
+    assert available_ram_bytes(tmp_path / "meminfo") == 120_000_000 * 1024
+    assert available_ram_bytes(tmp_path / "missing") > 0  # falls back to the free physical pages
