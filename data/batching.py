@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Iterator
 
 import torch
-from tqdm import tqdm
+
+from .progress import Progress
 
 
 def token_budget_batches(lengths: list[int], batch_tokens: int) -> list[list[int]]:
@@ -57,10 +58,9 @@ def padding_fraction(batches: list[list[int]], lengths: list[int]) -> float:
 
 def padded_batches(sequences: list[list[int]], batches: list[list[int]], pad_id: int, device: torch.device | str,
                    desc: str) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
-    """Each batch of indices with its right-padded input_ids and mask on `device`, with a progress bar."""
-    with tqdm(total=sum(len(s) for s in sequences), desc=desc, unit="tok", unit_scale=True, leave=False,
-              disable=None) as bar:
+    """Each batch of indices with its right-padded input_ids and mask on `device`, with progress in tokens."""
+    with Progress(sum(len(s) for s in sequences), desc, "tok") as progress:
         for batch in batches:
             input_ids, attention_mask = pad_right([sequences[i] for i in batch], pad_id)
             yield batch, input_ids.to(device), attention_mask.to(device)
-            bar.update(sum(len(sequences[i]) for i in batch))
+            progress.update(sum(len(sequences[i]) for i in batch))

@@ -1,0 +1,75 @@
+"""Progress in logs: plain lines with counts, rate and ETA, every ~10 s or 10%, on a fake clock."""
+
+from __future__ import annotations
+
+import io
+
+from data.batching import padded_batches
+from data.progress import Progress
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_lines_carry_counts_rate_and_eta_every_tenth_of_the_work():
+    clock, out = FakeClock(), io.StringIO()
+    with Progress(1000, "train features", "tok", terminal=False, stream=out, clock=clock) as progress:
+        for _ in range(10):
+            clock.now += 2.0
+            progress.update(100)  # 100 tok every 2 s: 50 tok/s
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 10
+    assert lines[0] == "train features: 100/1,000 tok (10%), 50.00 tok/s, ETA 0:00:18"
+    assert lines[-1] == "train features: 1,000/1,000 tok (100%), 50.00 tok/s, ETA 0:00:00"
+
+
+def test_slow_stages_print_every_ten_seconds_between_the_tenths():
+    clock, out = FakeClock(), io.StringIO()
+    progress = Progress(100_000, "test features", "tok", terminal=False, stream=out, clock=clock)
+    for _ in range(30):
+        clock.now += 1.0
+        progress.update(250)  # 250 tok/s: 0.25% per second, 7.5% in 30 s
+    lines = out.getvalue().splitlines()
+    assert lines == ["test features: 2,500/100,000 tok (2%), 250 tok/s, ETA 0:06:30",
+                     "test features: 5,000/100,000 tok (5%), 250 tok/s, ETA 0:06:20",
+                     "test features: 7,500/100,000 tok (8%), 250 tok/s, ETA 0:06:10"]
+
+
+def test_fast_stages_print_only_at_the_tenths():
+    clock, out = FakeClock(), io.StringIO()
+    progress = Progress(1_000, "epoch 1/2", "batch", terminal=False, stream=out, clock=clock)
+    for _ in range(1_000):
+        clock.now += 0.001
+        progress.update()
+    assert len(out.getvalue().splitlines()) == 10
+
+
+def test_iterate_counts_finished_items_and_shows_the_postfix():
+    clock, out = FakeClock(), io.StringIO()
+    progress = Progress(4, "epoch 1/1", "batch", terminal=False, stream=out, clock=clock, every_fraction=0.5)
+    for step in progress.iterate(range(4)):
+        clock.now += 0.5
+        progress.set_postfix(loss=f"{1.0 / (step + 1):.4f}")
+    assert out.getvalue().splitlines() == ["epoch 1/1: 2/4 batch (50%), 2.00 batch/s, ETA 0:00:01, loss=0.5000",
+                                           "epoch 1/1: 4/4 batch (100%), 2.00 batch/s, ETA 0:00:00, loss=0.2500"]
+
+
+def test_a_terminal_gets_a_bar_and_no_lines():
+    out = io.StringIO()
+    with Progress(10, "x", terminal=True, stream=out) as progress:
+        progress.update(10)
+    assert progress.bar is not None and out.getvalue() == ""
+
+
+def test_the_frozen_pass_loop_reports_tokens_in_logs(capsys):
+    sequences = [[1] * n for n in (3, 5, 2)]
+    seen = [batch for batch, _, _ in padded_batches(sequences, [[2, 0], [1]], 0, "cpu", "features")]
+    assert seen == [[2, 0], [1]]
+    out = capsys.readouterr()
+    assert "features: 10/10 tok (100%)" in out.out and out.err == ""
+
