@@ -3,7 +3,8 @@
 The reference post-processing of extractive QA, in four steps:
 
 1. In each window, take the `n_best` highest start logits and the `n_best` highest end
-   logits among the context tokens, and score every pair as start + end.
+   logits among the context tokens (those with offsets: in an echoed window, the second
+   copy only), and score every pair as start + end.
 2. Keep pairs that are a real span: start <= end and at most `max_answer_length` tokens.
 3. The best pair over all windows of a question gives the answer: the context
    characters from its start token's first to its end token's last character, with

@@ -1,21 +1,37 @@
 """SQuAD questions -> fixed-size token windows for a causal model, with answer labels.
 
-Layout of one feature (no padding; batches pad later):
+Layout of one feature (no padding; batches pad later). Plain, `echo=False`:
+
+    [slot] question "\n" context-window
 
     position 0        a no-answer slot: the BOS id (the pad id if there is no BOS)
     1 .. q            the question's tokens (at most `max_question_tokens`), then "\n"
     q+1 .. end        a window of the context's tokens
 
+Echo, `echo=True`: the same body twice, a blank line between the copies:
+
+    [slot] question "\n" context-window "\n\n" question "\n" context-window
+                                                  `-- labels and offsets point only here
+
 The question comes first because attention is causal: a context token can only use what
 precedes it, so putting the question there lets every context token know what is asked.
+For the same reason, in the plain layout a token has not seen the text to its right, and
+an end logit cannot tell where an answer stops. In the second copy every token has read
+the whole window once already. The blank line ends the first copy as a paragraph ends, so
+the repeated question does not read as part of the context's last sentence; the copies
+are concatenated token lists, so both hold exactly the same tokens.
+
 A context longer than the room left (`max_length` minus the prefix) is cut into windows
 that overlap by `doc_stride` tokens, so every answer of up to `doc_stride` tokens lies
-wholly inside some window.
+wholly inside some window. Both count ONE copy: an echoed window has about twice
+`max_length` tokens, and the plain and echo layouts cut the same windows.
 
 Labels: the token positions of the target answer's first and last character (see
-`_answer_tokens`) when both are in the window; (0, 0), the no-answer slot, when the answer is outside the window or
-the question is unanswerable. `offsets` maps each context token back to its characters
-in the context, which is how `data.qa_answers` turns predicted positions into text.
+`_answer_tokens`) in the window's (last) context copy when both are in the window; (0, 0),
+the no-answer slot, when the answer is outside the window or the question is unanswerable.
+`offsets` maps each token of that context copy back to its characters in the context
+(every other token, the first copy included, has None and can never be predicted), which
+is how `data.qa_answers` turns predicted positions into text.
 """
 
 from __future__ import annotations
@@ -32,13 +48,15 @@ from .squad import QAExample
 if TYPE_CHECKING:
     from llama import Tokenizer
 
-SEPARATOR = "\n"
+SEPARATOR = "\n"  # between the question and the context
+ECHO_SEPARATOR = "\n\n"  # between the two copies
 
 
 @dataclasses.dataclass
 class QAFeature:
     """One window of one question; `offsets[i]` is the (start, end) characters in the context
-    covered by token i, None for the no-answer slot, question and separator tokens."""
+    covered by token i of the labelled context copy, None for every other token (the no-answer
+    slot, questions, separators and, with echo, the first copy)."""
 
     example_id: str
     input_ids: list[int]
@@ -48,9 +66,14 @@ class QAFeature:
 
 
 def make_qa_features(examples: list[QAExample], tokenizer: "Tokenizer", max_length: int = 384,
-                     doc_stride: int = 128, max_question_tokens: int = 64) -> list[QAFeature]:
-    """All windows of all examples, in example order (an example's windows left to right)."""
+                     doc_stride: int = 128, max_question_tokens: int = 64, echo: bool = False) -> list[QAFeature]:
+    """All windows of all examples, in example order (an example's windows left to right).
+
+    `echo` feeds each window's question and context twice and labels the second copy
+    (see the module docstring); `max_length` and `doc_stride` count one copy.
+    """
     separator = tokenizer.encode(SEPARATOR, add_bos=False)
+    echo_separator = tokenizer.encode(ECHO_SEPARATOR, add_bos=False)
     prefix_max = 1 + max_question_tokens + len(separator)
     if max_length - prefix_max <= doc_stride:
         raise UserError(f"max_length {max_length} leaves {max_length - prefix_max} context tokens "
@@ -71,15 +94,17 @@ def make_qa_features(examples: list[QAExample], tokenizer: "Tokenizer", max_leng
                                                add_special_tokens=False)
     features = []
     for example, question in zip(examples, questions):
-        prefix = [no_answer_slot] + question.ids[:max_question_tokens] + separator
+        asked = question.ids[:max_question_tokens] + separator  # question "\n"
         ids, offsets = context_tokens[example.context]
         answer = _answer_tokens(example, offsets)
-        for lo, hi in _windows(len(ids), max_length - len(prefix), doc_stride):
+        for lo, hi in _windows(len(ids), max_length - 1 - len(asked), doc_stride):
+            body = asked + ids[lo:hi]
+            input_ids = [no_answer_slot] + body + (echo_separator + body if echo else [])
+            context_at = len(input_ids) - (hi - lo)  # the labelled context copy ends every layout
             start = end = 0
             if answer is not None and lo <= answer[0] and answer[1] < hi:
-                start, end = (len(prefix) + t - lo for t in answer)
-            features.append(QAFeature(example.id, prefix + ids[lo:hi],
-                                      [None] * len(prefix) + offsets[lo:hi], start, end))
+                start, end = (context_at + t - lo for t in answer)
+            features.append(QAFeature(example.id, input_ids, [None] * context_at + offsets[lo:hi], start, end))
     return features
 
 

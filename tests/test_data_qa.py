@@ -112,6 +112,55 @@ def test_a_long_question_is_cut_so_the_context_keeps_room(tok):
         make_qa_features([ex], tok, max_length=150, doc_stride=128)
 
 
+def assert_echo_of(plain: QAFeature, echoed: QAFeature, tok: Tokenizer) -> None:
+    """`echoed` = plain's window, a blank line, then plain's body again, labels moved into that copy."""
+    blank = tok.encode("\n\n")
+    shift = len(plain.input_ids) - 1 + len(blank)  # where the second copy's question starts, minus 1
+    assert echoed.example_id == plain.example_id
+    assert echoed.input_ids == plain.input_ids + blank + plain.input_ids[1:]
+    assert echoed.offsets == [None] * (len(plain.input_ids) + len(blank)) + plain.offsets[1:]
+    if (plain.start_position, plain.end_position) == (0, 0):
+        assert (echoed.start_position, echoed.end_position) == (0, 0)
+    else:
+        assert (echoed.start_position, echoed.end_position) == (plain.start_position + shift,
+                                                                plain.end_position + shift)
+
+
+def test_echo_layout_repeats_question_and_window_after_a_blank_line_and_labels_the_second_copy(tok):
+    ex = example("q", SENTENCES[0], "The Normans", question="  Who were they? ")
+    [plain], [f] = make_qa_features([ex], tok), make_qa_features([ex], tok, echo=True)
+    assert_echo_of(plain, f, tok)
+    body = tok.encode("Who were they?") + tok.encode("\n") + tok.encode(ex.context)
+    assert f.input_ids == [tok.bos_id] + body + tok.encode("\n\n") + body
+    first_copy = len(f.input_ids) - len(tok.encode(ex.context))
+    assert all(o is None for o in f.offsets[:first_copy]) and None not in f.offsets[first_copy:]
+    assert f.start_position >= first_copy and labelled_text(ex, f) == "The Normans"
+
+
+def test_echo_cuts_the_same_windows_as_plain_with_max_length_counting_one_copy(tok):
+    context = " ".join(SENTENCES * 12)
+    examples = [example("q", context, "King Charles III of West Francia", occurrence=5), example("u", context, None)]
+    settings = dict(max_length=64, doc_stride=24, max_question_tokens=16)
+    plain, echoed = make_qa_features(examples, tok, **settings), make_qa_features(examples, tok, echo=True, **settings)
+    assert len(echoed) == len(plain) > 5
+    for p, e in zip(plain, echoed):
+        assert_echo_of(p, e, tok)
+        blank = len(tok.encode("\n\n"))
+        assert len(e.input_ids) == 2 * len(p.input_ids) - 1 + blank <= 2 * 64 - 1 + blank
+    answered = [f for f in echoed if f.start_position]
+    assert answered and all(labelled_text(examples[0], f) == examples[0].answers[0] for f in answered)
+
+
+def test_answers_of_echoed_windows_come_from_the_second_copy_only(tok):
+    ex = example("q", SENTENCES[0], "Normandy")
+    [f] = make_qa_features([ex], tok, echo=True)
+    first_copy = len(f.input_ids) - len(tok.encode(ex.context))
+    starts, ends = logits_for([f], {0: (f.start_position, f.end_position, 3.0)})
+    starts[0][1:first_copy] = ends[0][1:first_copy] = 50.0  # the question and first copy can never be chosen
+    predictions, _ = answer_questions([ex], [f], starts, ends)
+    assert predictions == {"q": "Normandy"}
+
+
 def logits_for(features: list[QAFeature], spans: dict[int, tuple[int, int, float]], null: float = 0.0,
                rest: float = -5.0):
     """Start/end logits: `rest` everywhere, `null` at the slot, `score` at each feature's chosen span."""
