@@ -1,38 +1,11 @@
-"""The pieces under train.py: the feature table, the schedule, pooling, the QA loss."""
+"""The pieces under train.py: the schedule, pooling, the QA loss (the feature stores: test_feature_cache.py)."""
 
 from __future__ import annotations
 
-from collections import namedtuple
-
-import pytest
 import torch
 
-from errors import UserError
 from heads import pool_last_token, qa_loss
-from heads import TokenFeatureTable, cache
 from training.loop import TrainSettings, epoch_batches, lr_lambda
-
-
-@pytest.mark.parametrize("budget", [10**9, 0], ids=["memory", "disk"])
-def test_feature_table_round_trips_rows_in_bf16(budget):
-    lengths = [3, 1, 5, 2]
-    table = TokenFeatureTable(lengths, 4, budget_bytes=budget)
-    assert table.on_disk == (budget == 0)
-    rows = [torch.randn(n, 4) for n in lengths]
-    for i, row in enumerate(rows):
-        table.write(i, row)
-    for i, row in enumerate(rows):
-        assert torch.equal(table.read(i), row.to(torch.bfloat16))
-    hidden, mask = table.batch([2, 1])
-    assert hidden.shape == (2, 5, 4) and mask.tolist() == [[1] * 5, [1, 0, 0, 0, 0]]
-    assert torch.equal(hidden[1, 0], rows[1][0].to(torch.bfloat16).float()) and not hidden[1, 1:].any()
-
-
-def test_feature_table_refuses_a_disk_without_room(monkeypatch):
-    Usage = namedtuple("Usage", "total used free")
-    monkeypatch.setattr(cache.shutil, "disk_usage", lambda path: Usage(10, 10, 0))
-    with pytest.raises(UserError, match="TMPDIR"):
-        TokenFeatureTable([100], 8, budget_bytes=0)
 
 
 def test_epoch_order_depends_only_on_seed_and_epoch():
