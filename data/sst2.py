@@ -5,16 +5,24 @@ The text stays as GLUE ships it (lower-cased, Penn-Treebank tokens like `-lrb-` 
 a space before the tab that common re-exports dropped, and both should give the same
 examples. Any malformed row stops the load with its file and line number: a silently
 skipped row would change the split and every number computed on it.
+
+`encode_sentences` turns sentences into what the classifier reads: `[BOS] sentence`, or
+with echo `[BOS] sentence "\n\n" sentence`, and where each one's mean pool starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from errors import UserError
 
+if TYPE_CHECKING:
+    from llama import Tokenizer
+
 LABELS = {"0": 0, "1": 1}
+ECHO_SEPARATOR = "\n\n"  # a blank line between the two copies of an echoed sentence
 
 
 @dataclasses.dataclass
@@ -51,6 +59,27 @@ def read_sst2_tsv(path: str | Path) -> list[SentenceExample]:
             raise UserError(f"{path}:{number}: empty sentence")
         examples.append(SentenceExample(text, LABELS[label]))
     return examples
+
+
+def encode_sentences(tokenizer: "Tokenizer", texts: list[str], echo: bool = False) -> tuple[list[list[int]], list[int]]:
+    """Token sequences for the classifier, and each sequence's first position to mean-pool.
+
+    Plain: `[BOS] sentence` (exactly `tokenizer.encode_batch`), pooled from the sentence's
+    first token, after BOS (whose state is the same for every input and would only blur
+    the mean). Echo: `[BOS] sentence "\n\n" sentence`, pooled over the second copy only:
+    under causal attention a token sees only what precedes it, so only in the second copy
+    has every token read the whole sentence. The copies are concatenated token lists, so
+    they hold the same tokens. The last-token pool needs no start: the last token is the
+    sentence's own (its second copy's with echo).
+    """
+    prefix = tokenizer.encode("")  # [BOS], or [] for a tokenizer that adds none
+    separator = tokenizer.encode(ECHO_SEPARATOR, add_bos=False)
+    sequences, starts = [], []
+    for sentence in tokenizer.encode_batch(texts, add_bos=False):
+        first_copy = prefix + sentence
+        sequences.append(first_copy + separator + sentence if echo else first_copy)
+        starts.append(len(first_copy) + len(separator) if echo else len(prefix))
+    return sequences, starts
 
 
 def _read_text(path: Path) -> str:

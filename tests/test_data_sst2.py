@@ -1,13 +1,16 @@
-"""SST-2 TSV reader: GLUE's layout as published, and one clear error per malformed row."""
+"""SST-2 TSV reader: GLUE's layout as published, one clear error per malformed row; the encoding for the head."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from tokenizers import Tokenizer as Backend
+from tokenizers import decoders, models, pre_tokenizers, trainers
 
-from data.sst2 import SentenceExample, read_sst2_tsv
+from data.sst2 import SentenceExample, encode_sentences, read_sst2_tsv
 from errors import UserError
+from llama import Tokenizer
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sst2"
 
@@ -74,3 +77,37 @@ def test_real_glue_files_have_their_published_counts_and_balance(name, count, po
     assert len(examples) == count
     assert sum(e.label for e in examples) == positive
     assert all(e.text and e.text == e.text.strip() for e in examples)
+
+
+TEXTS = ["it 's a -lrb- rare -rrb- gem", "does n't work", "good"]
+
+
+def bpe_tokenizer(bos: bool) -> Tokenizer:
+    """A small byte-level BPE (the kind Llama 3 and SmolLM2 use): any text, newlines included, encodes."""
+    backend = Backend(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.train_from_iterator(TEXTS * 20, trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<pad>", "<bos>", "<eos>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return Tokenizer(backend, bos_id=1 if bos else None, eos_ids=[2], pad_id=0, add_bos=bos)
+
+
+@pytest.mark.parametrize("bos", [True, False], ids=["bos", "no-bos"])
+def test_plain_encoding_is_the_tokenizers_own_and_pools_from_the_first_sentence_token(bos):
+    tok = bpe_tokenizer(bos)
+    sequences, starts = encode_sentences(tok, TEXTS)
+    assert sequences == tok.encode_batch(TEXTS)  # what the head has always read
+    assert starts == [1 if bos else 0] * len(TEXTS)
+    assert [tok.decode(s[start:]) for s, start in zip(sequences, starts)] == TEXTS
+
+
+@pytest.mark.parametrize("bos", [True, False], ids=["bos", "no-bos"])
+def test_echo_repeats_the_sentence_after_a_blank_line_and_pools_from_the_second_copy(bos):
+    tok = bpe_tokenizer(bos)
+    sequences, starts = encode_sentences(tok, TEXTS, echo=True)
+    blank, prefix = tok.encode("\n\n", add_bos=False), [1] if bos else []
+    for text, sequence, start in zip(TEXTS, sequences, starts):
+        sentence = tok.encode(text, add_bos=False)
+        assert sequence == prefix + sentence + blank + sentence
+        assert start == len(prefix) + len(sentence) + len(blank) and sequence[start:] == sentence
+    assert tok.decode(sequences[2]) == "good\n\ngood"
