@@ -54,6 +54,27 @@ def test_qa_logits_and_loss_match_transformers(inside):
     torch.testing.assert_close(qa_loss(start, end, starts, ends), expected.loss, rtol=0, atol=1e-5)
 
 
+@torch.no_grad()
+def test_heads_on_block_1_match_transformers_models_cut_after_one_layer():
+    """Block k's normed state is what a model cut after k layers outputs: with transformers'
+    heads on such a model as the oracle, our classifier and QA logits on block 1 of 2 agree."""
+    torch.manual_seed(0)
+    hf_cls = transformers.LlamaForSequenceClassification(transformers.LlamaConfig(**FIELDS, num_labels=2)).eval()
+    hf_qa = transformers.LlamaForQuestionAnswering(transformers.LlamaConfig(**FIELDS)).eval()
+    classifier, qa = ours(SequenceClassifier, hf_cls), ours(QuestionAnswerer, hf_qa)
+    hf_cls.model.layers = hf_cls.model.layers[:1]
+    hf_qa.transformer.layers = hf_qa.transformer.layers[:1]
+    ids, mask = batch()
+    expected = hf_cls(input_ids=ids, attention_mask=mask).logits
+    torch.testing.assert_close(classifier.logits(classifier.features(ids, mask, layers=1)), expected, rtol=0, atol=1e-5)
+    assert (expected - classifier(ids, mask)).abs().max() > 1e-3  # block 1 is not the last block
+    expected = hf_qa(input_ids=ids, attention_mask=mask)
+    start, end = qa.span_logits(qa.features(ids, mask, layer=1), mask)
+    real = mask.bool()
+    torch.testing.assert_close(start[real], expected.start_logits[real], rtol=0, atol=1e-5)
+    torch.testing.assert_close(end[real], expected.end_logits[real], rtol=0, atol=1e-5)
+
+
 def test_head_counts_and_frozen_base():
     config = LlamaConfig(**{k: v for k, v in FIELDS.items() if k != "pad_token_id"})
     for model, trainable in ((SequenceClassifier(config, 2), 2 * 32), (QuestionAnswerer(config), 2 * 32 + 2)):
