@@ -3,7 +3,7 @@
 The batch order of epoch e depends only on (seed, e), so a run resumed from the
 checkpoint of epoch e-1 replays exactly what an uninterrupted run would have done.
 
-Two things are off by default (then the loop does exactly what it always did):
+Two things are off by default (without them the loop computes exactly what it always did):
 - validation: after every epoch, the mean loss on held-out validation features; the head of
   the epoch with the lowest one is kept and restored at the end, and training stops early
   once it has not improved for `patience` epochs;
