@@ -11,7 +11,7 @@ Layout of one feature (no padding; batches pad later). Plain, `echo=False`:
 Echo, `echo=True`: the same body twice, a blank line between the copies:
 
     [slot] question "\n" context-window "\n\n" question "\n" context-window
-                                                  `-- labels and offsets point only here
+                                                             ^^^^^^^^^^^^^^ labels and offsets only here
 
 The question comes first because attention is causal: a context token can only use what
 precedes it, so putting the question there lets every context token know what is asked.
