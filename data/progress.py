@@ -2,7 +2,9 @@
 
 On a terminal, a tqdm bar on stderr. Elsewhere (a job's log file, a pipe) a bar is either
 nothing (tqdm disables itself) or thousands of carriage returns; there the stage prints one plain
-line every ~10 seconds or every 10% of the work, whichever comes first:
+line every ~10 seconds or every 10% of the work, whichever comes first, but never two within a
+second (so a sub-second stage, such as one epoch of head training, stays silent); a stage that
+printed a line prints its 100% line too:
 
     train features: 2,310,144/12,518,400 tok (18%), 4,105 tok/s, ETA 0:41:26
 
@@ -22,15 +24,16 @@ T = TypeVar("T")
 
 
 class Progress:
-    """Counts done units of `total`; a bar on a terminal, else a plain line every `every_seconds` or 10%.
+    """Counts done units of `total`; a bar on a terminal, else a plain line every `every_seconds` or 10%
+    (at least `min_seconds` apart).
 
     `terminal` (default: is stderr a terminal?), `stream` (default stdout) and `clock` are
     injectable so tests can run it with a fake clock and no sleeping.
     """
 
     def __init__(self, total: int, desc: str, unit: str = "it", *, terminal: bool | None = None,
-                 stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic,
-                 every_seconds: float = 10.0, every_fraction: float = 0.1) -> None:
+                 stream: TextIO | None = None, clock: Callable[[], float] | None = None,
+                 every_seconds: float = 10.0, every_fraction: float = 0.1, min_seconds: float = 1.0) -> None:
         self.total, self.desc, self.unit = total, desc, unit
         self.done = 0
         self.postfix = ""
@@ -38,9 +41,9 @@ class Progress:
             terminal = sys.stderr.isatty()
         self.bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=True, leave=False) if terminal else None
         self.stream = stream
-        self.clock = clock
-        self.every_seconds, self.steps = every_seconds, round(1 / every_fraction)
-        self.started = self.last_line = clock()
+        self.clock = clock or time.monotonic
+        self.every_seconds, self.steps, self.min_seconds = every_seconds, round(1 / every_fraction), min_seconds
+        self.started = self.last_line = self.clock()
         self.last_step = 0  # how many of the `steps` equal parts of the work the last line had reached
 
     def update(self, n: int = 1) -> None:
@@ -50,7 +53,9 @@ class Progress:
             return
         now = self.clock()
         step = self.done * self.steps // self.total if self.total else 0
-        if step > self.last_step or now - self.last_line >= self.every_seconds:
+        since = now - self.last_line
+        closing = self.done >= self.total and self.last_step > 0  # a stage that printed lines also prints 100%
+        if since >= self.every_seconds or step > self.last_step and (since >= self.min_seconds or closing):
             self.last_step, self.last_line = step, now
             print(self.line(now), file=self.stream or sys.stdout, flush=True)
 

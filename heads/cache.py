@@ -81,6 +81,16 @@ class TokenFeatureTable:
         else:
             self._table[start:end] = hidden.to(self._table.device, torch.bfloat16)
 
+    def write_batch(self, indices: list[int], hidden: torch.Tensor) -> None:
+        """Store a right-padded (B, T, C) batch of the frozen pass, row b being sequence `indices[b]`.
+
+        The batch is cast to bf16 where it was computed and then moved once to where the table
+        lives (a GPU batch bound for RAM or disk crosses the bus once, at half the bytes).
+        """
+        hidden = hidden.to(torch.bfloat16).to(self._table.device if self.place != "disk" else "cpu")
+        for row, index in enumerate(indices):
+            self.write(index, hidden[row, :self.lengths[index]])
+
     def read(self, index: int) -> torch.Tensor:
         """Sequence `index`'s (T_i, C) bf16 rows, where the table lives."""
         start, end = int(self.starts[index]), int(self.starts[index + 1])

@@ -28,9 +28,7 @@ def filled_table(sequences: list[list[int]], frozen_pass, place: str, batch_toke
     table = TokenFeatureTable(lengths, frozen_pass.dim, place=place)
     for batch, input_ids, mask in padded_batches(sequences, token_budget_batches(lengths, batch_tokens), PAD_ID,
                                                  "cpu", "features"):
-        hidden = frozen_pass(input_ids, mask)
-        for row, index in enumerate(batch):
-            table.write(index, hidden[row, :lengths[index]])
+        table.write_batch(batch, frozen_pass(input_ids, mask))
     return table
 
 

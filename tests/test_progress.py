@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+from types import SimpleNamespace
 
+from data import progress as progress_module
 from data.batching import padded_batches
 from data.progress import Progress
 
@@ -40,23 +42,30 @@ def test_slow_stages_print_every_ten_seconds_between_the_tenths():
                      "test features: 7,500/100,000 tok (8%), 250 tok/s, ETA 0:06:10"]
 
 
-def test_fast_stages_print_only_at_the_tenths():
+def test_tenths_closer_than_a_second_apart_are_skipped_and_subsecond_stages_are_silent():
     clock, out = FakeClock(), io.StringIO()
-    progress = Progress(1_000, "epoch 1/2", "batch", terminal=False, stream=out, clock=clock)
-    for _ in range(1_000):
-        clock.now += 0.001
+    progress = Progress(100, "epoch 1/2", "batch", terminal=False, stream=out, clock=clock)
+    for _ in range(100):
+        clock.now += 0.0625  # a tenth every 0.625 s
         progress.update()
-    assert len(out.getvalue().splitlines()) == 10
+    done = [line.split()[2] for line in out.getvalue().splitlines()]
+    assert done == ["16/100", "32/100", "48/100", "64/100", "80/100", "96/100", "100/100"]
+    quiet = io.StringIO()
+    progress = Progress(100, "epoch 2/2", "batch", terminal=False, stream=quiet, clock=clock)
+    for _ in range(100):
+        clock.now += 0.005
+        progress.update()
+    assert quiet.getvalue() == ""
 
 
 def test_iterate_counts_finished_items_and_shows_the_postfix():
     clock, out = FakeClock(), io.StringIO()
     progress = Progress(4, "epoch 1/1", "batch", terminal=False, stream=out, clock=clock, every_fraction=0.5)
     for step in progress.iterate(range(4)):
-        clock.now += 0.5
+        clock.now += 1.0
         progress.set_postfix(loss=f"{1.0 / (step + 1):.4f}")
-    assert out.getvalue().splitlines() == ["epoch 1/1: 2/4 batch (50%), 2.00 batch/s, ETA 0:00:01, loss=0.5000",
-                                           "epoch 1/1: 4/4 batch (100%), 2.00 batch/s, ETA 0:00:00, loss=0.2500"]
+    assert out.getvalue().splitlines() == ["epoch 1/1: 2/4 batch (50%), 1.00 batch/s, ETA 0:00:02, loss=0.5000",
+                                           "epoch 1/1: 4/4 batch (100%), 1.00 batch/s, ETA 0:00:00, loss=0.2500"]
 
 
 def test_a_terminal_gets_a_bar_and_no_lines():
@@ -66,10 +75,15 @@ def test_a_terminal_gets_a_bar_and_no_lines():
     assert progress.bar is not None and out.getvalue() == ""
 
 
-def test_the_frozen_pass_loop_reports_tokens_in_logs(capsys):
+def test_the_frozen_pass_loop_reports_tokens_in_logs(capsys, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(progress_module, "time", SimpleNamespace(monotonic=clock))
     sequences = [[1] * n for n in (3, 5, 2)]
-    seen = [batch for batch, _, _ in padded_batches(sequences, [[2, 0], [1]], 0, "cpu", "features")]
+    seen = []
+    for batch, _, _ in padded_batches(sequences, [[2, 0], [1]], 0, "cpu", "features"):
+        seen.append(batch)
+        clock.now += 5.0
     assert seen == [[2, 0], [1]]
     out = capsys.readouterr()
-    assert "features: 10/10 tok (100%)" in out.out and out.err == ""
+    assert "features: 10/10 tok (100%), 1.00 tok/s, ETA 0:00:00" in out.out and out.err == ""
 
