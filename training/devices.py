@@ -1,10 +1,10 @@
 """The device and dtype of the frozen base, and how much room each place has for cached features.
 
 `--dtype auto` picks bfloat16 on CUDA (float16 where bf16 is unsupported) and, on a CPU,
-bfloat16 only where the CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX): there a bf16
-forward runs ~2.5x faster and, measured on SST-2 and SQuAD with SmolLM2, scores within 0.5 point
-of float32 (README, "Precision"). Elsewhere bf16 is emulated, slower than float32, so auto keeps
-float32.
+bfloat16 only where the CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX). There, with
+SmolLM2-135M on 2 cores, bf16 cost nothing measurable: SST-2 (2,000 training sentences, dev 872)
+accuracy 75.57 vs 75.46 in float32, 32 s vs 77 s; SQuAD v1.1 (400 / 200 questions) F1 10.71 vs
+10.63, 125 s vs 252 s. Elsewhere bf16 is emulated and slower than float32, so auto keeps float32.
 
 The free-space probes feed `training.plan`, which decides where the feature cache goes.
 """
