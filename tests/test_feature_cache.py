@@ -130,3 +130,12 @@ def test_the_disk_table_reserves_its_blocks_up_front(monkeypatch, tmp_path):
     (path,) = tmp_path.iterdir()
     assert path.stat().st_size == 1000 * 64 * 2 and path.stat().st_blocks * 512 >= 1000 * 64 * 2
     del table
+
+
+def test_streamed_features_from_inference_mode_can_train_a_head():
+    frozen_pass = TinyLlamaPass()  # runs under torch.inference_mode(), as the heads' `features` do
+    store = StreamedFeatures(random_sequences(4, 97, seed=4), PAD_ID, frozen_pass)
+    hidden, mask = store.batch([0, 1, 2, 3])
+    head = torch.nn.Linear(frozen_pass.dim, 2)
+    (head(hidden) * mask[..., None]).sum().backward()  # "Inference tensors cannot be saved for backward" if not
+    assert head.weight.grad is not None
