@@ -12,7 +12,10 @@ three places (`PLACES`):
 
 `StreamedFeatures` has the same `batch(indices)` but stores nothing: it reruns the frozen pass
 over the requested sequences each call, rounding through bf16 as the table does, for data too
-large for any of the three places.
+large for any of the three places. Asked for the batches the cache was filled with, it returns the
+cached numbers bit for bit. Other batches have other shapes, and matmul and attention kernels
+pick their blocking (so their summation order) by shape: features then agree to bf16 rounding
+(one bf16 step with an fp32 base, a few with a bf16 base), not bit for bit.
 """
 
 from __future__ import annotations
@@ -123,8 +126,8 @@ class StreamedFeatures:
     """The `TokenFeatureTable.batch` interface with no table: each call reruns the frozen pass.
 
     `frozen_pass` maps right-padded (B, T) ids and mask, on `input_device`, to (B, T, C) hidden
-    states. Outputs are rounded through bf16, exactly as the table stores them, so on a
-    deterministic backend streaming and caching give the head the same numbers.
+    states. Outputs are rounded through bf16 and zeroed at padding, exactly as the table stores
+    and returns them (see the module docstring for when the numbers match bit for bit).
     """
 
     def __init__(self, sequences: list[list[int]], pad_id: int, frozen_pass: FrozenPass, *,
