@@ -102,7 +102,7 @@ class TokenFeatureTable:
         return self._table[start:end]
 
     def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Right-padded (B, T) float32 hidden states (B, T, C) and their (B, T) mask, on `device`.
+        """Right-padded float32 hidden states (B, T, C) and their (B, T) mask, on `device`.
 
         One gather of B x T row numbers; padding positions read row `start` and are zeroed.
         """
