@@ -15,14 +15,16 @@ from pathlib import Path
 
 from errors import UserError, exit_on_user_error
 from llama.loading import REPO_ID
+from tasks import TASKS
 from training import atomic
+from training.devices import free_space
 from training.hub import push_head
 from training.outputs import load_head
-from tasks import TASKS
-from training.steps import apply_task_defaults, build_head, cache_features, common_parser, load_base_and_data
+from training.plan import plan_features
+from training.steps import apply_task_defaults, build_head, common_parser, evaluate, load_base_and_data
 
 INHERITED = ("model", "revision", "data", "split", "squad_version", "seed", "limit", "eval_limit",
-             "max_length", "doc_stride")
+             "max_length", "doc_stride", "dtype")
 
 
 def resolve_head(head: str) -> Path:
@@ -43,6 +45,7 @@ def parse_args(argv: list[str] | None):
     p = common_parser(__doc__.split("\n\n")[0])
     p.add_argument("--head", help="output directory of a train.py run (holds head.safetensors), "
                                   "or the Hub repo a run was pushed to")
+    p.set_defaults(recipe="report")  # the readout of a baseline without --head: the report's (last layer, plain)
     known, _ = p.parse_known_args(argv)
     if known.head is not None:
         known.head = resolve_head(known.head)
@@ -62,25 +65,38 @@ def parse_args(argv: list[str] | None):
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     task = TASKS[args.task]
-    lm, tokenizer, train, test = load_base_and_data(args)
+    lm, tokenizer, _, test = load_base_and_data(args)
+    readout = None
     if args.head is not None:  # check before the slow part: a mismatched head fails fast
         tensors, metadata = load_head(args.head, config=lm.config, task=task.name)
         if metadata["base_model"] != args.model:
             print(f"warning: the head was trained on {metadata['base_model']}, evaluated on {args.model} "
                   "(same architecture)", file=sys.stderr)
+        if "readout" in metadata:  # the block, pooling and layout the head was trained on
+            readout = task.readout_from(json.loads(metadata["readout"]))
+    if readout is None:
+        candidates = task.readouts(args, lm.config)
+        if len(candidates) > 1:
+            raise UserError("eval.py reads one readout: give --layer as a number or last (not auto), and no auto pool")
+        readout = candidates[0]
     model = build_head(task, lm, args.seed)
     metrics, predictions = {}, []
     if args.head is not None or args.zero_shot in ("all", "head"):
-        features, _ = cache_features(task, model, tokenizer, test, args, "test features")
+        prepared = task.prepare(tokenizer, test, args, [readout])
+        plan = plan_features([], prepared.lengths, lm.config, free_space(lm.lm_head.weight.device),
+                             mode=args.features, per_token=task.per_token)
+        print(plan.render())
+        features = task.extract(model, prepared, [readout], plan.place, "test features")
         if args.zero_shot in ("all", "head"):
-            metrics["zero_shot_head"], predictions = task.evaluate(model, features, test, args)
+            metrics["zero_shot_head"], predictions = evaluate(task, model, features, test, test, args)
             print(f"zero-shot (untrained head): {task.headline(metrics['zero_shot_head'])}")
         if args.head is not None:
             model.load_head_state_dict(tensors)
-            metrics["fine_tuned"], predictions = task.evaluate(model, features, test, args)
+            metrics["fine_tuned"], predictions = evaluate(task, model, features, test, test, args)
             print(f"head from {args.head} (base {metadata['base_model']}): {task.headline(metrics['fine_tuned'])}")
     if args.zero_shot in ("all", "prompt"):
-        metrics["zero_shot_prompt"], prompt_predictions = task.zero_shot_prompt(lm, tokenizer, test, args)
+        metrics["zero_shot_prompt"], prompt_predictions = task.score(
+            test, task.prompt_predict(lm, tokenizer, test, args), args)
         predictions = predictions or prompt_predictions
         print(f"zero-shot (prompt):         {task.headline(metrics['zero_shot_prompt'])}")
     if args.output:

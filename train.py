@@ -1,7 +1,8 @@
 """Train a task head on a frozen Llama and report zero-shot vs fine-tuned scores.
 
     python train.py --task sst2 --model smollm2-135m --data sample     # offline demo
-    python train.py --task squad                                       # the original protocol, Llama-3.2-1B
+    python train.py --task squad                                       # Llama-3.2-1B, SQuAD v1.1
+    torchrun --nproc-per-node 8 train.py --task squad                  # data parallel, one process per GPU
 
 The base runs once over the data; its outputs are cached, so every epoch after that
 only runs the few-thousand-weight head. Read `main` top to bottom; --help lists every setting.
@@ -9,39 +10,61 @@ only runs the few-thousand-weight head. Read `main` top to bottom; --help lists 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
+import time
 from pathlib import Path
+
+import torch
 
 from errors import UserError, exit_on_user_error
 from heads import parameter_counts
 from tasks import TASKS
-from training import atomic
+from training import atomic, distributed, plots
+from training.devices import free_space
 from training.hub import push_head
 from training.loop import TrainSettings, train_head
 from training.outputs import HEAD_FILE, render_report, save_head
-from training.steps import (apply_task_defaults, build_head, cache_features, common_parser, load_base_and_data,
-                            task_defaults)
+from training.plan import plan_features
+from training.select import choose_readout
+from training.steps import (RECIPES, apply_task_defaults, build_head, common_parser, evaluate, load_base_and_data,
+                            score_on_main, task_defaults, validation_split)
 
-RUN_FLAGS = ("resume", "overwrite", "push_to_hub")  # may differ between a run and its resumption
+RUN_FLAGS = ("resume", "overwrite", "push_to_hub", "dry_run")  # may differ between a run and its resumption
 
 
 def parse_args(argv: list[str] | None):
     p = common_parser(__doc__.split("\n\n")[0])
+    p.add_argument("--recipe", choices=RECIPES, default="converged",
+                   help="converged: train until the validation loss stops improving and keep the best epoch; "
+                        "report: the original report's hyperparameters, no validation slice")
     p.add_argument("--lr", type=float, help=f"AdamW learning rate {task_defaults('lr')}")
     p.add_argument("--batch-size", type=int, help=f"head training batch {task_defaults('batch_size')}")
-    p.add_argument("--epochs", type=int, help=f"epochs {task_defaults('epochs')}")
+    p.add_argument("--epochs", type=int, help=f"epochs (the cap, with a validation slice) {task_defaults('epochs')}")
+    p.add_argument("--val-fraction", type=float, help="seeded share of the training examples held out to choose "
+                                                     f"the epoch and readout (0: none) {task_defaults('val_fraction')}")
+    p.add_argument("--patience", type=int, help="stop after this many epochs without a better validation loss "
+                                                f"{task_defaults('patience')}")
     p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
     p.add_argument("--warmup-ratio", type=float, default=0.0, help="fraction of steps of linear warm-up")
-    p.add_argument("--schedule", choices=["linear", "constant"], default="linear",
-                   help="learning rate after warm-up: linear decay to 0, or constant")
+    p.add_argument("--schedule", choices=["linear", "constant"],
+                   help=f"learning rate after warm-up: linear decay to 0, or constant {task_defaults('schedule')}")
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping norm")
     p.add_argument("--examples", type=int, default=8, help="example predictions shown in report.md")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (sizes, FLOPs, cache place) and exit")
     p.add_argument("--overwrite", action="store_true", help="replace the output of an earlier run")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last epoch")
     args = apply_task_defaults(p.parse_args(argv))
     if args.lr <= 0 or args.batch_size <= 0 or args.epochs <= 0:
         raise UserError("--lr, --batch-size and --epochs must be positive")
+    if not 0 <= args.val_fraction < 1 or args.patience is not None and args.patience < 1:
+        raise UserError("--val-fraction must be in [0, 1) and --patience at least 1")
+    if args.val_fraction == 0:
+        args.patience = None  # nothing to be patient about without a validation slice
+        if args.layer == "auto" or "auto" in (getattr(args, "pool", None), getattr(args, "lookahead", None)):
+            raise UserError("an 'auto' readout (--layer, --pool, --lookahead) is chosen on the validation slice: "
+                            "give --val-fraction above 0, or fix the readout")
     args.output = Path(args.output or f"runs/{args.task}")
     return args
 
@@ -50,53 +73,118 @@ def parse_args(argv: list[str] | None):
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     task = TASKS[args.task]
+    distributed.setup("gloo" if args.device == "cpu" else None)  # a no-op without torchrun
     config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in RUN_FLAGS}
     check_output_dir(args.output, config, resume=args.resume, overwrite=args.overwrite)
+    timings, started = {}, time.perf_counter()
 
     # 1. The frozen base, its tokenizer and the data (each fails in one line; nothing is written yet).
+    #    A validation slice of the training examples chooses the epoch and the readout; the test split never does.
     lm, tokenizer, train, test = load_base_and_data(args)
-    # 2. The task's trainable head on the frozen base, seeded.
+    train, val = validation_split(train, args.val_fraction, args.seed)
+    mine = {name: distributed.shard(part) for name, part in (("train", train), ("val", val), ("test", test))}
+    # 2. The task's trainable head on the frozen base, seeded; the readouts it may read.
     model = build_head(task, lm, args.seed)
-    # 3. Run the base once over both splits and cache what the head needs.
-    train_features, train_seconds = cache_features(task, model, tokenizer, train, args, "train features")
-    test_features, test_seconds = cache_features(task, model, tokenizer, test, args, "test features")
-    timings = {"train_features_seconds": train_seconds, "test_features_seconds": test_seconds}
-    # 4. Zero-shot baselines: the untrained head, and the language model prompted.
-    metrics = {}
-    if args.zero_shot in ("all", "head"):
-        metrics["zero_shot_head"], _ = task.evaluate(model, test_features, test, args)
-        print(f"zero-shot (untrained head): {task.headline(metrics['zero_shot_head'])}")
-    if args.zero_shot in ("all", "prompt"):
-        metrics["zero_shot_prompt"], _ = task.zero_shot_prompt(lm, tokenizer, test, args)
-        print(f"zero-shot (prompt):         {task.headline(metrics['zero_shot_prompt'])}")
-    # 5. Train only the head, on the cached features; a checkpoint after every epoch.
-    start_output_dir(args.output, config, overwrite=args.overwrite and not args.resume)
+    candidates = task.readouts(args, lm.config)
+    # 3. Token sequences, then the plan: sizes, FLOPs, and where the cached features go.
+    prepared = {name: task.prepare(tokenizer, part, args, candidates) for name, part in mine.items()}
+    plan = plan_features(prepared["train"].lengths + prepared["val"].lengths, prepared["test"].lengths, lm.config,
+                         free_space(lm.lm_head.weight.device), mode=args.features, per_token=task.per_token,
+                         cached_layers=len(candidates), examples=(len(mine["train"]) + len(mine["val"]),
+                                                                   len(mine["test"])))
+    distributed.say(plan.render())
+    if args.dry_run:
+        return
+    # 4. Run the base once over every split and cache what the head needs (each readout's state).
+    features = {name: task.extract(model, prepared[name], candidates, plan.place, f"{name} features")
+                for name in mine if name != "val" or val}
+    timings["load_and_features_seconds"] = round(time.perf_counter() - started, 2)
+    # 5. Choose the readout on the validation slice (when the flags leave a choice), then reset the head.
     settings = TrainSettings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                              weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
                              schedule=args.schedule, max_grad_norm=args.max_grad_norm)
+    readout, selection = candidates[0], []
+    if len(candidates) > 1:
+        readout, selection = choose_readout(task, model, features["train"], features["val"], mine["val"], val,
+                                            settings, args.patience, args)
+        distributed.say(f"chosen readout: {dataclasses.asdict(readout)}")
+        torch.manual_seed(args.seed)
+        model.reset_head()  # the init every candidate started from
+    test_part = features["test"].only(readout)
+    # 6. Zero-shot baselines: the untrained head, and the language model prompted.
+    metrics = {}
+    if args.zero_shot in ("all", "head"):
+        metrics["zero_shot_head"], _ = evaluate(task, model, test_part, mine["test"], test, args)
+        distributed.say(f"zero-shot (untrained head): {task.headline(metrics['zero_shot_head'])}")
+    if args.zero_shot in ("all", "prompt"):
+        metrics["zero_shot_prompt"], _ = score_on_main(task, task.prompt_predict(lm, tokenizer, mine["test"], args),
+                                                       test, args)
+        distributed.say(f"zero-shot (prompt):         {task.headline(metrics['zero_shot_prompt'])}")
+    # 7. Train only the head on the cached features; a checkpoint after every epoch.
+    train_part = features["train"].only(readout)
+    val_part = features["val"].only(readout) if val else None
+    if distributed.world_size() > 1:
+        train_part = distributed.Shard.of(train_part)
+        val_part = distributed.Shard.of(val_part) if val else None
+    if distributed.is_main():
+        start_output_dir(args.output, config, overwrite=args.overwrite and not args.resume)
     try:
-        history = train_head(model, task, train_features, settings, checkpoint=args.output / "checkpoint.pt",
-                             resume=args.resume)
+        history = train_head(model, task, train_part, settings, checkpoint=args.output / "checkpoint.pt",
+                             resume=args.resume, val_features=val_part, patience=args.patience)
     except KeyboardInterrupt:
         print(f"\ninterrupted: the last finished epoch is saved in {args.output}; "
               "rerun the same command with --resume", file=sys.stderr)
         sys.exit(130)
-    # 6. Evaluate the trained head and write everything.
-    metrics["fine_tuned"], predictions = task.evaluate(model, test_features, test, args)
-    print(f"fine-tuned:                 {task.headline(metrics['fine_tuned'])}")
-    save_head(args.output / HEAD_FILE, model.head_state_dict(), base_model=args.model, config=lm.config,
-              task=task.name, label_names=task.label_names, revision=args.revision)
+    # 8. Evaluate the trained head on the test split and write everything (rank 0).
+    metrics["fine_tuned"], predictions = evaluate(task, model, test_part, mine["test"], test, args)
+    distributed.say(f"fine-tuned:                 {task.headline(metrics['fine_tuned'])}")
+    timings["total_seconds"] = round(time.perf_counter() - started, 2)
+    if distributed.is_main():
+        write_outputs(args, task, model, lm.config, config, metrics, predictions, history,
+                      dataclasses.asdict(readout), selection, timings)
+    distributed.teardown()
+
+
+def write_outputs(args, task, model, base_config, config: dict, metrics: dict, predictions: list[dict],
+                  history: list[dict], readout: dict, selection: list[dict], timings: dict) -> None:
+    """The head, metrics, predictions, pictures and report.md, each written atomically; optionally pushed."""
+    out = args.output
+    save_head(out / HEAD_FILE, model.head_state_dict(), base_model=args.model, config=base_config,
+              task=task.name, label_names=task.label_names, revision=args.revision, readout=readout)
     params = parameter_counts(model)
-    atomic.write_json(args.output / "metrics.json", {**metrics, "timings": timings, "parameters": params})
-    atomic.write_jsonl(args.output / "predictions.jsonl", predictions)
-    shown = ("lr", "batch_size", "epochs", "seed", "split", "limit", "data")
-    atomic.write_text(args.output / "report.md", render_report(
+    atomic.write_json(out / "metrics.json", {**metrics, "readout": readout, "selection": selection,
+                                             "history": [{k: v for k, v in h.items() if k != "step_losses"}
+                                                         for h in history],
+                                             "timings": timings, "parameters": params})
+    atomic.write_jsonl(out / "predictions.jsonl", predictions)
+    pictures = [("Training and validation loss", "curves.png")]
+    plots.loss_curves(history, out / "curves.png")
+    if "confusion_matrix" in metrics["fine_tuned"]:
+        plots.confusion(metrics["fine_tuned"]["confusion_matrix"], task.label_names, out / "confusion.png")
+        pictures.append(("Confusion matrix", "confusion.png"))
+    if selection:
+        plots.layer_scores(selection_curves(selection), task.main_metric, out / "layers.png")
+        pictures.append(("Validation score per layer", "layers.png"))
+    shown = ("recipe", "lr", "batch_size", "epochs", "schedule", "val_fraction", "patience", "seed", "split",
+             "limit", "data", "dtype")
+    atomic.write_text(out / "report.md", render_report(
         task=task, model=args.model, metrics=metrics, params=params, history=history,
-        examples=predictions[:args.examples], settings={k: config[k] for k in shown}))
-    print(f"wrote {args.output}/: {HEAD_FILE}, metrics.json, predictions.jsonl, report.md")
+        examples=predictions[:args.examples], settings={k: config[k] for k in shown}, readout=readout,
+        selection=selection, pictures=pictures))
+    print(f"wrote {out}/: {HEAD_FILE}, metrics.json, predictions.jsonl, report.md, "
+          + ", ".join(name for _, name in pictures))
     if args.push_to_hub:
-        url = push_head(args.output, args.push_to_hub, base_model=args.model, task=task.name)
-        print(f"pushed to {url}")
+        print(f"pushed to {push_head(out, args.push_to_hub, base_model=args.model, task=task.name)}")
+
+
+def selection_curves(selection: list[dict]) -> dict[str, list[tuple[int, float]]]:
+    """Validation scores by layer, one line per combination of the other readout fields."""
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for row in selection:
+        name = ", ".join(f"{k}={v}" for k, v in row.items()
+                         if k not in ("layer", "val_loss", "val_metric", "best_epoch")) or "head"
+        curves.setdefault(name, []).append((row["layer"], row["val_metric"]))
+    return curves
 
 
 def check_output_dir(output: Path, config: dict, *, resume: bool, overwrite: bool) -> None:

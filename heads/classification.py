@@ -72,24 +72,25 @@ class SequenceClassifier(FrozenBackboneHead):
         [start[b], length) of each right-padded row, `start` (B,) given by the caller
         (the sentence's first token after BOS, or of its second copy with echo).
         """
-        if pool not in POOLINGS:
-            raise ValueError(f"pool {pool!r}: expected one of {', '.join(POOLINGS)}")
-        if (pool == "mean") != (start is not None):
-            raise ValueError("pool 'mean' needs `start` (B,), the first pooled position of each row; "
-                             "pool 'last' takes none")
         one = layers is None or isinstance(layers, int)
-        if one:
-            blocks = [self.config.num_hidden_layers if layers is None else layers]
-        else:
-            blocks = list(layers)
-        states = self.model.hidden_states(input_ids, attention_mask, blocks)  # L x (B, T, C)
-        if pool == "last":
-            pooled = [pool_last_token(h, attention_mask) for h in states]
-        else:
-            pooled = [pool_mean(h, attention_mask, start) for h in states]
-        if one:
-            return pooled[0]  # (B, C)
-        return torch.stack(pooled, dim=1)  # (B, L, C)
+        blocks = [self.config.num_hidden_layers if layers is None else layers] if one else list(layers)
+        pooled = self.pooled_states(input_ids, attention_mask, blocks, [pool], start)[:, 0]  # (B, L, C)
+        return pooled[:, 0] if one else pooled
+
+    @torch.inference_mode()
+    def pooled_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, layers: Sequence[int],
+                      pools: Sequence[str], start: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) -> (B, P, L, C): each of the P poolings of each of the L blocks, from one pass."""
+        for pool in pools:
+            if pool not in POOLINGS:
+                raise ValueError(f"pool {pool!r}: expected one of {', '.join(POOLINGS)}")
+        if ("mean" in pools) != (start is not None):
+            raise ValueError("pool 'mean' needs `start` (B,), the first pooled position of each row; "
+                             "pool 'last' alone takes none")
+        states = self.model.hidden_states(input_ids, attention_mask, layers)  # L x (B, T, C)
+        pool_one = {"last": lambda h: pool_last_token(h, attention_mask),
+                    "mean": lambda h: pool_mean(h, attention_mask, start)}
+        return torch.stack([torch.stack([pool_one[p](h) for h in states], dim=1) for p in pools], dim=1)
 
     def logits(self, pooled: torch.Tensor) -> torch.Tensor:
         """(B, C) pooled features -> (B, num_labels) class logits, in the head's dtype."""

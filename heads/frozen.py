@@ -35,17 +35,17 @@ class FrozenBackboneHead(nn.Module):
     def reset_head(self) -> None:
         """Hugging Face's init of the head (as nanoGPT's `_init_weights`): weights N(0, 0.02), biases 0.
 
-        Draws from torch's global generator: seed it first (train.py does) for a reproducible head.
+        Draws on the CPU from torch's global generator, whatever the head's device: seed it first
+        (train.py does) and the head starts the same on a laptop and on a GPU.
         """
         for name, param in self.head.named_parameters():
-            if name == "weight":
-                nn.init.normal_(param, std=HEAD_INIT_STD)
-            else:
-                nn.init.zeros_(param)
+            value = torch.empty(param.shape).normal_(std=HEAD_INIT_STD) if name == "weight" else torch.zeros(param.shape)
+            with torch.no_grad():
+                param.copy_(value)
 
     def head_state_dict(self) -> dict[str, torch.Tensor]:
-        """Only the trainable tensors, named as in the full model (`score.weight`, ...)."""
-        return {f"{self.head_name}.{k}": v.detach().clone() for k, v in self.head.state_dict().items()}
+        """Only the trainable tensors, on the CPU, named as in the full model (`score.weight`, ...)."""
+        return {f"{self.head_name}.{k}": v.detach().cpu().clone() for k, v in self.head.state_dict().items()}
 
     def load_head_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """The inverse of `head_state_dict`; every key must belong to the head, and none may be missing."""

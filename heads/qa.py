@@ -8,6 +8,8 @@ options keep that one layer and give it better inputs: the state after an earlie
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -40,15 +42,19 @@ class QuestionAnswerer(FrozenBackboneHead):
         self.qa_outputs = nn.Linear(config.hidden_size, 2)
 
     @torch.inference_mode()
-    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, layer: int | None = None) -> torch.Tensor:
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 layer: int | Sequence[int] | None = None) -> torch.Tensor | list[torch.Tensor]:
         """(B, T) -> (B, T, C) frozen hidden states of every token: what training caches, once per window.
 
         `layer`: the block k (1..num_hidden_layers) whose state to return, normed as the last
-        block is; None, the last. Blocks after k are not run.
+        block is; None, the last; a list of blocks -> a list of (B, T, C), from one pass.
+        Blocks after the deepest asked for are not run.
         """
         if layer is None:
             return self.model(input_ids, attention_mask)
-        return self.model.hidden_states(input_ids, attention_mask, [layer])[0]
+        if isinstance(layer, int):
+            return self.model.hidden_states(input_ids, attention_mask, [layer])[0]
+        return self.model.hidden_states(input_ids, attention_mask, list(layer))
 
     def span_logits(self, hidden: torch.Tensor, attention_mask: torch.Tensor,
                     lookahead: bool = False) -> tuple[torch.Tensor, torch.Tensor]:

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from data.batching import padded_batches, padding_fraction, token_budget_batches
+from data.progress import Progress
 from data.qa_answers import answer_questions
 from data.qa_features import QAFeature, make_qa_features
 from data.squad import QAExample
-from heads import QuestionAnswerer, TokenFeatureTable, qa_loss
-from llama import LlamaForCausalLM, Tokenizer
+from heads import QuestionAnswerer, StreamedFeatures, TokenFeatureTable, qa_loss
+from llama import LlamaConfig, LlamaForCausalLM, Tokenizer
 from llama.chat import chat_prompt
 from llama.generate import generate
 from metrics import bleu, rouge, squad
 
-from .task import Task
+from .task import Task, candidate_layers
 
 PROMPT = ("Answer the question with a short phrase copied from the context{no_answer}.\n\n"
           "Context: {context}\n\nQuestion: {question}\nAnswer:")
@@ -27,65 +28,127 @@ NO_ANSWER_HINT = ", or with 'unanswerable' if the context does not contain the a
 NO_ANSWER_WORD = "unanswerable"
 
 
+@dataclasses.dataclass(frozen=True)
+class Readout:
+    """The states the head reads: after block `layer`; `echo`: of the window fed twice (question and
+    context), read on the second copy, where every token has seen the whole passage; `lookahead`: the
+    end logit of token i from token i+1's state."""
+
+    layer: int
+    echo: bool
+    lookahead: bool
+
+
+@dataclasses.dataclass
+class Windows:
+    """Every window of every question, ready for the frozen pass."""
+
+    windows: list[QAFeature]
+    pad_id: int
+    batch_tokens: int
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(w.input_ids) for w in self.windows]
+
+
 @dataclasses.dataclass
 class WindowFeatures:
-    """Hidden states of every window (a TokenFeatureTable) with their span targets."""
+    """The hidden states of every window, per block (a table, or a stream), with their span targets."""
 
-    table: TokenFeatureTable
+    stores: dict[int, TokenFeatureTable | StreamedFeatures]
     windows: list[QAFeature]
     starts: torch.Tensor
     ends: torch.Tensor
+    readouts: list[Readout]
     padding_fraction: float
 
     def __len__(self) -> int:
         return len(self.windows)
 
+    def only(self, readout: Readout) -> "WindowFeatures":
+        return dataclasses.replace(self, stores={readout.layer: self.stores[readout.layer]}, readouts=[readout])
 
-def extract(qa: QuestionAnswerer, tokenizer: Tokenizer, examples: list[QAExample], args: argparse.Namespace,
+    def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor, Readout]:
+        """(B, T, C) states and (B, T) mask of one batch of windows, for the single readout these features hold."""
+        (readout,) = self.readouts
+        return (*self.stores[readout.layer].batch(indices), readout)
+
+
+def readouts(args: argparse.Namespace, config: LlamaConfig) -> list[Readout]:
+    lookaheads = {"auto": (False, True), "on": (True,), "off": (False,)}[args.lookahead]
+    return [Readout(k, args.echo, look) for k in candidate_layers(str(args.layer), config.num_hidden_layers)
+            for look in lookaheads]
+
+
+def readout_from(fields: dict) -> Readout:
+    return Readout(int(fields["layer"]), bool(fields["echo"]), bool(fields["lookahead"]))
+
+
+def prepare(tokenizer: Tokenizer, examples: list[QAExample], args: argparse.Namespace,
+            candidates: list[Readout]) -> Windows:
+    """Cut every context into windows (echoed if the readouts ask for it)."""
+    windows = make_qa_features(examples, tokenizer, max_length=args.max_length, doc_stride=args.doc_stride,
+                               echo=candidates[0].echo)
+    return Windows(windows, tokenizer.pad_id, args.batch_tokens)
+
+
+def extract(qa: QuestionAnswerer, prepared: Windows, candidates: list[Readout], place: str,
             desc: str) -> WindowFeatures:
-    """Window the contexts and run the base once over every window, storing all token states."""
-    windows = make_qa_features(examples, tokenizer, max_length=args.max_length, doc_stride=args.doc_stride)
-    sequences = [w.input_ids for w in windows]
-    lengths = [len(s) for s in sequences]
-    batches = token_budget_batches(lengths, args.batch_tokens)
-    table = TokenFeatureTable(lengths, qa.config.hidden_size, int(args.feature_budget_gb * 2**30))
+    """Run the base once over every window and store every token's state of each readout's block.
+
+    `place` is where the states go ("accelerator", "ram", "disk"), or "stream": store nothing and
+    rerun the frozen pass for each training batch.
+    """
+    sequences = [w.input_ids for w in prepared.windows]
+    lengths = prepared.lengths
+    layers = sorted({r.layer for r in candidates})
     device = qa.model.embed_tokens.weight.device
-    for batch, input_ids, attention_mask in padded_batches(sequences, batches, tokenizer.pad_id, device, desc):
-        hidden = qa.features(input_ids, attention_mask).cpu()  # one transfer per batch
-        for row, index in enumerate(batch):
-            table.write(index, hidden[row, :lengths[index]])
-    return WindowFeatures(table, windows, torch.tensor([w.start_position for w in windows]),
-                          torch.tensor([w.end_position for w in windows]), padding_fraction(batches, lengths))
+    if place == "stream":
+        stores = {k: StreamedFeatures(sequences, prepared.pad_id, functools.partial(qa.features, layer=k),
+                                      input_device=device, device=device) for k in layers}
+        padding = 0.0
+    else:
+        stores = {k: TokenFeatureTable(lengths, qa.config.hidden_size, place=place, device=device) for k in layers}
+        batches = token_budget_batches(lengths, prepared.batch_tokens)
+        for batch, input_ids, attention_mask in padded_batches(sequences, batches, prepared.pad_id, device, desc):
+            for k, hidden in zip(layers, qa.features(input_ids, attention_mask, layer=layers)):
+                stores[k].write_batch(batch, hidden)
+        padding = padding_fraction(batches, lengths)
+    return WindowFeatures(stores, prepared.windows, torch.tensor([w.start_position for w in prepared.windows],
+                                                                 device=device),
+                          torch.tensor([w.end_position for w in prepared.windows], device=device), candidates, padding)
 
 
 def batch_loss(qa: QuestionAnswerer, features: WindowFeatures, indices: list[int]) -> torch.Tensor:
-    hidden, mask = features.table.batch(indices)
-    start_logits, end_logits = qa.span_logits(hidden, mask)
+    hidden, mask, readout = features.batch(indices)
+    start_logits, end_logits = qa.span_logits(hidden, mask, lookahead=readout.lookahead)
     return qa_loss(start_logits, end_logits, features.starts[indices], features.ends[indices])
 
 
-def evaluate(qa: QuestionAnswerer, features: WindowFeatures, examples: list[QAExample], args: argparse.Namespace,
-             batch_size: int = 64) -> tuple[dict, list[dict]]:
-    """Head logits -> best span per question -> SQuAD EM/F1 (+ v2 thresholds), BLEU and ROUGE."""
+def predict(qa: QuestionAnswerer, features: WindowFeatures, examples: list[QAExample], args: argparse.Namespace,
+            batch_size: int = 64) -> list[dict]:
+    """Head logits -> the best span per question (and, for SQuAD 2.0, its no-answer probability)."""
     start_logits: list[np.ndarray] = []
     end_logits: list[np.ndarray] = []
     with torch.no_grad():
         for first in range(0, len(features), batch_size):
             indices = list(range(first, min(first + batch_size, len(features))))
-            hidden, mask = features.table.batch(indices)
-            s, e = qa.span_logits(hidden, mask)
+            hidden, mask, readout = features.batch(indices)
+            s, e = (logits.float().cpu() for logits in qa.span_logits(hidden, mask, lookahead=readout.lookahead))
             for row, index in enumerate(indices):
                 T = len(features.windows[index].input_ids)
                 start_logits.append(s[row, :T].numpy())
                 end_logits.append(e[row, :T].numpy())
     with_no_answer = args.squad_version == "2.0"
-    predictions, no_answer_probs = answer_questions(
+    answers, no_answer_probs = answer_questions(
         examples, features.windows, start_logits, end_logits, allow_no_answer=with_no_answer)
-    return score(examples, predictions, no_answer_probs if with_no_answer else None)
+    return [{"text": answers[e.id], **({"no_answer_prob": no_answer_probs[e.id]} if with_no_answer else {})}
+            for e in examples]
 
 
-def zero_shot_prompt(lm: LlamaForCausalLM, tokenizer: Tokenizer, examples: list[QAExample], args: argparse.Namespace,
-                     batch_size: int = 8, max_new_tokens: int = 24) -> tuple[dict, list[dict]]:
+def prompt_predict(lm: LlamaForCausalLM, tokenizer: Tokenizer, examples: list[QAExample], args: argparse.Namespace,
+                   batch_size: int = 8, max_new_tokens: int = 24) -> list[dict]:
     """Ask the LM to answer by greedy generation; the first line of its reply is the answer.
 
     Instruct models with ChatML tokens (SmolLM2) get the prompt as a user turn.
@@ -97,30 +160,34 @@ def zero_shot_prompt(lm: LlamaForCausalLM, tokenizer: Tokenizer, examples: list[
     newline = tokenizer.encode("\n", add_bos=False)
     stop_ids = tokenizer.eos_ids + (newline if len(newline) == 1 else [])
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths share a batch
-    predictions = {}
-    for first in tqdm(range(0, len(order), batch_size), desc="zero-shot prompt", unit="batch", disable=None):
-        batch = order[first:first + batch_size]
-        replies = generate(lm, tokenizer, [prompts[i] for i in batch], max_new_tokens=max_new_tokens,
-                           stop_ids=stop_ids)
-        for i, reply in zip(batch, replies):
-            answer = reply.strip().split("\n")[0].strip()
-            predictions[examples[i].id] = "" if answer.lower().strip(" .") == NO_ANSWER_WORD else answer
-    return score(examples, predictions, None)
+    answers = [""] * len(examples)
+    with Progress(len(order), "zero-shot prompt", "question") as progress:
+        for first in range(0, len(order), batch_size):
+            batch = order[first:first + batch_size]
+            replies = generate(lm, tokenizer, [prompts[i] for i in batch], max_new_tokens=max_new_tokens,
+                               stop_ids=stop_ids)
+            for i, reply in zip(batch, replies):
+                answer = reply.strip().split("\n")[0].strip()
+                answers[i] = "" if answer.lower().strip(" .") == NO_ANSWER_WORD else answer
+            progress.update(len(batch))
+    return [{"text": answer} for answer in answers]
 
 
-def score(examples: list[QAExample], predictions: dict[str, str],
-          no_answer_probs: dict[str, float] | None) -> tuple[dict, list[dict]]:
-    """Official SQuAD scores over all questions; BLEU/ROUGE over the answerable ones."""
+def score(examples: list[QAExample], predictions: list[dict], args: argparse.Namespace) -> tuple[dict, list[dict]]:
+    """Official SQuAD scores over all questions (with the no-answer probabilities when every prediction
+    has one: the SQuAD 2.0 head); BLEU/ROUGE over the answerable ones."""
+    answers = {e.id: p["text"] for e, p in zip(examples, predictions)}
+    with_probs = bool(predictions) and all("no_answer_prob" in p for p in predictions)
+    no_answer_probs = {e.id: p["no_answer_prob"] for e, p in zip(examples, predictions)} if with_probs else None
     references = {e.id: ([] if e.is_impossible else e.answers) for e in examples}
-    results = {"squad": squad.scores(predictions, references, no_answer_probs=no_answer_probs)}
+    results = {"squad": squad.scores(answers, references, no_answer_probs=no_answer_probs)}
     answerable = [e for e in examples if not e.is_impossible]
     if answerable:
-        texts = [predictions.get(e.id, "") for e in answerable]
+        texts = [answers[e.id] for e in answerable]
         golds = [e.answers for e in answerable]
         results["bleu"] = bleu.corpus_bleu(texts, golds)
         results["rouge"] = rouge.scores(texts, golds)
-    rows = [{"id": e.id, "question": e.question, "prediction": predictions.get(e.id, ""),
-             "answers": references[e.id],
+    rows = [{"id": e.id, "question": e.question, "prediction": answers[e.id], "answers": references[e.id],
              **({"no_answer_prob": round(no_answer_probs[e.id], 6)} if no_answer_probs else {})}
             for e in examples]
     return results, rows
@@ -143,9 +210,13 @@ def metric_rows(metrics: dict) -> list[tuple[str, str]]:
 
 SQUAD = Task(
     name="squad", head_class=QuestionAnswerer, label_names=("start", "end"),
-    defaults={"data": "squad", "lr": 5e-5, "batch_size": 32, "epochs": 2, "squad_version": "1.1",
-              "max_length": 384, "doc_stride": 128},
-    own_flags=("squad_version", "max_length", "doc_stride"),
-    extract=extract, batch_loss=batch_loss, evaluate=evaluate, zero_shot_prompt=zero_shot_prompt,
-    headline=headline, metric_rows=metric_rows,
+    defaults={"data": "squad", "squad_version": "1.1", "max_length": 384, "doc_stride": 128},
+    recipes={"converged": {"lr": 1e-3, "batch_size": 16, "epochs": 60, "schedule": "constant", "val_fraction": 0.1,
+                           "patience": 5, "layer": "auto", "echo": True, "lookahead": "auto"},
+             "report": {"lr": 5e-5, "batch_size": 32, "epochs": 2, "schedule": "linear", "val_fraction": 0.0,
+                        "layer": "last", "echo": False, "lookahead": "off"}},
+    own_flags=("squad_version", "max_length", "doc_stride", "echo", "lookahead"), per_token=True,
+    main_metric="squad.f1",
+    readouts=readouts, readout_from=readout_from, prepare=prepare, extract=extract, batch_loss=batch_loss,
+    predict=predict, prompt_predict=prompt_predict, score=score, headline=headline, metric_rows=metric_rows,
 )

@@ -8,59 +8,134 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
-from data.batching import padded_batches, padding_fraction, token_budget_batches
-from data.sst2 import SentenceExample
+from data.batching import padded_batches, token_budget_batches
+from data.sst2 import SentenceExample, encode_sentences
 from errors import UserError
 from heads import SequenceClassifier, pool_last_token
-from llama import LlamaForCausalLM, Tokenizer
+from llama import LlamaConfig, LlamaForCausalLM, Tokenizer
 from metrics import classification
 
-from .task import Task
+from .task import Task, candidate_layers
 
 LABEL_NAMES = ("negative", "positive")
 PROMPT = "Review: {text}\nSentiment (positive or negative):"
+POOLS = ("last", "mean", "echo")
+
+
+@dataclasses.dataclass(frozen=True)
+class Readout:
+    """The state the head reads: after block `layer`, pooled by `pool`.
+
+    "last": the sentence's last token (the report's protocol); "mean": the mean over the sentence's
+    tokens; "echo": the sentence fed twice, the mean over the second copy, where every token has
+    seen the whole sentence.
+    """
+
+    layer: int
+    pool: str
+
+
+@dataclasses.dataclass
+class Sentences:
+    """Token sequences of one pass (plain, or echoed) and where each one's mean pooling starts."""
+
+    sequences: list[list[int]]
+    starts: list[int]
+
+
+@dataclasses.dataclass
+class Prepared:
+    passes: dict[bool, Sentences]  # echo -> the sequences of that pass
+    labels: list[int]
+    pad_id: int
+    batch_tokens: int
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(s) for p in self.passes.values() for s in p.sequences]
 
 
 @dataclasses.dataclass
 class PooledFeatures:
-    """The frozen base's last-token hidden state per sentence, (N, C) float32, and labels (N,)."""
+    """Pooled frozen states, (N, R, C) float32 for R readouts, and labels (N,)."""
 
-    pooled: torch.Tensor
+    vectors: torch.Tensor
     labels: torch.Tensor
+    readouts: list[Readout]
     padding_fraction: float
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    def only(self, readout: Readout) -> "PooledFeatures":
+        r = self.readouts.index(readout)
+        return PooledFeatures(self.vectors[:, r:r + 1], self.labels, [readout], self.padding_fraction)
 
-def extract(classifier: SequenceClassifier, tokenizer: Tokenizer, examples: list[SentenceExample],
-            args: argparse.Namespace, desc: str) -> PooledFeatures:
-    """Run the base once over every sentence and keep only the pooled vector."""
-    sequences = tokenizer.encode_batch([e.text for e in examples])
-    lengths = [len(s) for s in sequences]
-    batches = token_budget_batches(lengths, args.batch_tokens)
-    pooled = torch.empty(len(examples), classifier.config.hidden_size)
+
+def readouts(args: argparse.Namespace, config: LlamaConfig) -> list[Readout]:
+    pools = POOLS if args.pool == "auto" else (args.pool,)
+    return [Readout(k, p) for k in candidate_layers(str(args.layer), config.num_hidden_layers) for p in pools]
+
+
+def readout_from(fields: dict) -> Readout:
+    return Readout(int(fields["layer"]), str(fields["pool"]))
+
+
+def prepare(tokenizer: Tokenizer, examples: list[SentenceExample], args: argparse.Namespace,
+            candidates: list[Readout]) -> Prepared:
+    """The plain sentences, and the echoed ones if a readout needs them."""
+    texts = [e.text for e in examples]
+    passes = {echo: Sentences(*encode_sentences(tokenizer, texts, echo=echo))
+              for echo in sorted({r.pool == "echo" for r in candidates})}
+    return Prepared(passes, [e.label for e in examples], tokenizer.pad_id, args.batch_tokens)
+
+
+def extract(classifier: SequenceClassifier, prepared: Prepared, candidates: list[Readout], place: str,
+            desc: str) -> PooledFeatures:
+    """Run the base once per pass over every sentence and keep only the pooled vectors of each readout."""
+    if place in ("disk", "stream"):
+        raise UserError(f"--features {place}: SST-2 caches one vector per sentence and readout, which always "
+                        "fits in memory; use --features auto or memory")
     device = classifier.model.embed_tokens.weight.device
-    for batch, input_ids, attention_mask in padded_batches(sequences, batches, tokenizer.pad_id, device, desc):
-        pooled[batch] = classifier.features(input_ids, attention_mask).float().cpu()
-    return PooledFeatures(pooled, torch.tensor([e.label for e in examples]), padding_fraction(batches, lengths))
+    vectors = torch.empty(len(prepared.labels), len(candidates), classifier.config.hidden_size,
+                          device=device if place == "accelerator" else "cpu")
+    padded = real = 0  # tokens computed, and real ones among them
+    for echo, sentences in prepared.passes.items():
+        wanted = [(i, r) for i, r in enumerate(candidates) if (r.pool == "echo") == echo]
+        layers = sorted({r.layer for _, r in wanted})
+        pools = sorted({"last" if r.pool == "last" else "mean" for _, r in wanted})
+        lengths = [len(s) for s in sentences.sequences]
+        batches = token_budget_batches(lengths, prepared.batch_tokens)
+        for batch, input_ids, attention_mask in padded_batches(sentences.sequences, batches, prepared.pad_id,
+                                                               device, desc):
+            start = torch.tensor([sentences.starts[i] for i in batch], device=device) if "mean" in pools else None
+            states = classifier.pooled_states(input_ids, attention_mask, layers, pools, start)  # (B, P, L, C)
+            for i, r in wanted:
+                pool = pools.index("last" if r.pool == "last" else "mean")
+                vectors[batch, i] = states[:, pool, layers.index(r.layer)].float().to(vectors.device)
+        padded += sum(len(b) * max(lengths[i] for i in b) for b in batches)
+        real += sum(lengths)
+    return PooledFeatures(vectors, torch.tensor(prepared.labels, device=vectors.device), candidates,
+                          1 - real / padded if padded else 0.0)
 
 
 def batch_loss(classifier: SequenceClassifier, features: PooledFeatures, indices: list[int]) -> torch.Tensor:
-    return F.cross_entropy(classifier.logits(features.pooled[indices]), features.labels[indices])
+    device = classifier.score.weight.device  # the vectors may wait in RAM while the head trains on a GPU
+    return F.cross_entropy(classifier.logits(features.vectors[indices, 0].to(device)),
+                           features.labels[indices].to(device))
 
 
-def evaluate(classifier: SequenceClassifier, features: PooledFeatures, examples: list[SentenceExample],
-             args: argparse.Namespace) -> tuple[dict, list[dict]]:
-    """Accuracy/precision/recall/F1 of the head on cached features, and per-sentence predictions."""
+def predict(classifier: SequenceClassifier, features: PooledFeatures, examples: list[SentenceExample],
+            args: argparse.Namespace) -> list[list[float]]:
+    """Class probabilities per sentence, from the head on cached features."""
     with torch.no_grad():
-        probs = classifier.logits(features.pooled).softmax(-1)
-    return score(probs, examples)
+        vectors = features.vectors[:, 0].to(classifier.score.weight.device)
+        return classifier.logits(vectors).softmax(-1).cpu().tolist()
 
 
-def zero_shot_prompt(lm: LlamaForCausalLM, tokenizer: Tokenizer, examples: list[SentenceExample],
-                     args: argparse.Namespace) -> tuple[dict, list[dict]]:
-    """Ask the LM itself: compare the next-token logits of " negative" and " positive" after a prompt."""
+def prompt_predict(lm: LlamaForCausalLM, tokenizer: Tokenizer, examples: list[SentenceExample],
+                   args: argparse.Namespace) -> list[list[float]]:
+    """Ask the LM itself: the softmax over the next-token logits of " negative" and " positive" after a prompt."""
     label_ids = []
     for name in LABEL_NAMES:
         ids = tokenizer.encode(f" {name}", add_bos=False)
@@ -75,7 +150,7 @@ def zero_shot_prompt(lm: LlamaForCausalLM, tokenizer: Tokenizer, examples: list[
     for batch, input_ids, attention_mask in padded_batches(sequences, batches, tokenizer.pad_id, label_rows.device,
                                                            "zero-shot prompt"):
         logits[batch] = next_token_logits(lm, input_ids, attention_mask, label_rows).float().cpu()
-    return score(logits.softmax(-1), examples)
+    return logits.softmax(-1).tolist()
 
 
 @torch.inference_mode()
@@ -85,11 +160,12 @@ def next_token_logits(lm: LlamaForCausalLM, input_ids: torch.Tensor, attention_m
     return pool_last_token(lm.model(input_ids, attention_mask), attention_mask) @ rows.T
 
 
-def score(probs: torch.Tensor, examples: list[SentenceExample]) -> tuple[dict, list[dict]]:
-    predictions = probs.argmax(-1).tolist()
+def score(examples: list[SentenceExample], probs: list[list[float]], args: argparse.Namespace) -> tuple[dict, list[dict]]:
+    """Accuracy/precision/recall/F1 and the confusion matrix, and one row per sentence."""
+    predictions = [max(range(len(p)), key=p.__getitem__) for p in probs]
     labels = [e.label for e in examples]
-    rows = [{"text": e.text, "label": LABEL_NAMES[e.label], "prediction": LABEL_NAMES[p],
-             "prob_positive": round(float(q[1]), 6)} for e, p, q in zip(examples, predictions, probs)]
+    rows = [{"text": e.text, "label": LABEL_NAMES[e.label], "prediction": LABEL_NAMES[y],
+             "prob_positive": round(p[1], 6)} for e, y, p in zip(examples, predictions, probs)]
     return classification.scores(predictions, labels, positive_label=1), rows
 
 
@@ -103,7 +179,12 @@ def metric_rows(metrics: dict) -> list[tuple[str, str]]:
 
 SST2 = Task(
     name="sst2", head_class=SequenceClassifier, label_names=LABEL_NAMES,
-    defaults={"data": "sst2", "lr": 2e-5, "batch_size": 16, "epochs": 3}, own_flags=(),
-    extract=extract, batch_loss=batch_loss, evaluate=evaluate, zero_shot_prompt=zero_shot_prompt,
-    headline=headline, metric_rows=metric_rows,
+    defaults={"data": "sst2"},
+    recipes={"converged": {"lr": 1e-3, "batch_size": 32, "epochs": 100, "schedule": "constant", "val_fraction": 0.1,
+                           "patience": 10, "layer": "auto", "pool": "auto"},
+             "report": {"lr": 2e-5, "batch_size": 16, "epochs": 3, "schedule": "linear", "val_fraction": 0.0,
+                        "layer": "last", "pool": "last"}},
+    own_flags=("pool",), per_token=False, main_metric="accuracy",
+    readouts=readouts, readout_from=readout_from, prepare=prepare, extract=extract, batch_loss=batch_loss,
+    predict=predict, prompt_predict=prompt_predict, score=score, headline=headline, metric_rows=metric_rows,
 )

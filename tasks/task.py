@@ -2,7 +2,15 @@
 
 Everything that differs between SST-2 and SQuAD lives in one `Task` value per task
 (`tasks/sst2.py`, `tasks/squad.py`), so the scripts and the loop never ask which task
-they run: they call its operations.
+they run: they call its operations, in this order:
+
+    readouts -> prepare (tokens, cheap) -> extract (the frozen pass) -> batch_loss (training)
+    -> predict -> score;  prompt_predict -> score for the language model's own answers.
+
+A *readout* says which frozen state the head reads (the block, the pooling or layout): a
+frozen dataclass of the task's own, recorded in the head file so eval.py rebuilds the same.
+`predict` returns one JSON-able prediction per example, so ranks of a data-parallel run can
+send theirs to rank 0, which alone scores them.
 """
 
 from __future__ import annotations
@@ -13,10 +21,12 @@ from typing import Any, Callable
 
 import torch
 
+from errors import UserError
 from heads import FrozenBackboneHead
-from llama import LlamaForCausalLM, Tokenizer
+from llama import LlamaConfig, LlamaForCausalLM, Tokenizer
 
-Scores = tuple[dict, list[dict]]  # (metrics, one prediction row per test example)
+Scores = tuple[dict, list[dict]]  # (metrics, one report row per test example)
+LAYER_FRACTIONS = (1 / 2, 2 / 3, 5 / 6, 1)  # --layer auto: the blocks tried, as fractions of the depth
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,15 +34,37 @@ class Task:
     name: str
     head_class: type[FrozenBackboneHead]
     label_names: tuple[str, ...]  # what the head's output rows mean (classes, or span start/end)
-    defaults: dict[str, Any]  # flag defaults; lr, batch_size, epochs are the original report's protocol
+    defaults: dict[str, Any]  # defaults of the data flags (data set, window sizes)
+    # Defaults of the training flags per --recipe: "converged" (validation-selected, the default) and
+    # "report" (the original report's hyperparameters, last layer, no validation slice).
+    recipes: dict[str, dict[str, Any]]
     own_flags: tuple[str, ...]  # flags that only this task takes
-    # What to cache from the frozen base: (head, tokenizer, examples, args, progress label) -> features.
-    extract: Callable[[FrozenBackboneHead, Tokenizer, list, argparse.Namespace, str], Any]
-    # The loss of one batch of cached training items: (head, features, indices) -> scalar.
+    per_token: bool  # caches every token's state (SQuAD) rather than one vector per example (SST-2)
+    main_metric: str  # the key path of the score that judges readouts on validation (and the plots show)
+    # The candidate readouts the flags allow (one, or several for validation to choose from).
+    readouts: Callable[[argparse.Namespace, LlamaConfig], list]
+    readout_from: Callable[[dict], Any]  # a readout back from the head file's metadata
+    # Token sequences for the frozen pass, (tokenizer, examples, args, readouts) -> prepared; `.lengths`.
+    prepare: Callable[[Tokenizer, list, argparse.Namespace, list], Any]
+    # The frozen pass: (head, prepared, readouts, place, progress label) -> features with `.only(readout)`.
+    extract: Callable[[FrozenBackboneHead, Any, list, str, str], Any]
+    # The loss of one batch of cached training items: (head, one readout's features, indices) -> scalar.
     batch_loss: Callable[[FrozenBackboneHead, Any, list[int]], torch.Tensor]
-    # The head's scores on cached test features: (head, features, examples, args).
-    evaluate: Callable[[FrozenBackboneHead, Any, list, argparse.Namespace], Scores]
-    # The language model's own zero-shot answers: (lm, tokenizer, examples, args).
-    zero_shot_prompt: Callable[[LlamaForCausalLM, Tokenizer, list, argparse.Namespace], Scores]
+    # The head's prediction per example: (head, one readout's features, examples, args).
+    predict: Callable[[FrozenBackboneHead, Any, list, argparse.Namespace], list]
+    # The language model's own zero-shot prediction per example: (lm, tokenizer, examples, args).
+    prompt_predict: Callable[[LlamaForCausalLM, Tokenizer, list, argparse.Namespace], list]
+    score: Callable[[list, list, argparse.Namespace], Scores]  # (examples, predictions, args)
     headline: Callable[[dict], str]  # the one line of scores printed after each evaluation
     metric_rows: Callable[[dict], list[tuple[str, str]]]  # report.md rows: (label, key path into metrics)
+
+
+def candidate_layers(flag: str, depth: int) -> list[int]:
+    """--layer: "last" -> [depth]; "K" -> [K]; "auto" -> a few blocks from half the depth to the last."""
+    if flag == "last":
+        return [depth]
+    if flag == "auto":
+        return sorted({round(depth * f) for f in LAYER_FRACTIONS})
+    if not flag.isdigit() or not 1 <= int(flag) <= depth:
+        raise UserError(f"--layer {flag}: expected auto, last or a block number from 1 to {depth}")
+    return [int(flag)]

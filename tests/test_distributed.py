@@ -56,12 +56,13 @@ def rank_part(features, rank: int):
     """Rank `rank`'s contiguous part of the features, as its own cache would hold them."""
     start, end = shard_bounds(len(features), rank, WORLD)
     if isinstance(features, PooledFeatures):
-        return PooledFeatures(features.pooled[start:end], features.labels[start:end], padding_fraction=0.0)
-    table = TokenFeatureTable(features.table.lengths[start:end], HIDDEN, budget_bytes=10**9)
+        return dataclasses.replace(features, vectors=features.vectors[start:end], labels=features.labels[start:end])
+    (layer, whole), = features.stores.items()
+    table = TokenFeatureTable(whole.lengths[start:end], HIDDEN, budget_bytes=10**9)
     for local, index in enumerate(range(start, end)):
-        table.write(local, features.table.read(index))
-    return WindowFeatures(table, features.windows[start:end], features.starts[start:end], features.ends[start:end],
-                          padding_fraction=0.0)
+        table.write(local, whole.read(index))
+    return dataclasses.replace(features, stores={layer: table}, windows=features.windows[start:end],
+                               starts=features.starts[start:end], ends=features.ends[start:end])
 
 
 def train(scenario: dict, rank: int | None = None, **options) -> tuple[list[dict], dict[str, torch.Tensor]]:

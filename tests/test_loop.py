@@ -15,8 +15,9 @@ import torch
 from heads import QuestionAnswerer, SequenceClassifier, TokenFeatureTable
 from llama import LlamaConfig
 from tasks import TASKS
+from tasks.squad import Readout as QARead
 from tasks.squad import WindowFeatures
-from tasks.sst2 import PooledFeatures
+from tasks.sst2 import PooledFeatures, Readout
 from training.distributed import Shard
 from training.loop import TrainSettings, train_head, validation_loss
 
@@ -44,7 +45,7 @@ def pooled(n: int, seed: int, flip: bool = False) -> PooledFeatures:
     """n (HIDDEN,) feature vectors labelled by the sign of their first coordinate (or its opposite)."""
     x = torch.randn(n, HIDDEN, generator=torch.Generator().manual_seed(seed))
     labels = ((x[:, 0] > 0) != flip).long()
-    return PooledFeatures(x, labels, padding_fraction=0.0)
+    return PooledFeatures(x[:, None], labels, [Readout(1, "last")], padding_fraction=0.0)
 
 
 def windows(lengths: list[int], seed: int) -> WindowFeatures:
@@ -55,7 +56,8 @@ def windows(lengths: list[int], seed: int) -> WindowFeatures:
         table.write(i, torch.randn(n, HIDDEN, generator=generator))
     starts = torch.tensor([int(torch.randint(n, (1,), generator=generator)) for n in lengths])
     ends = torch.tensor([min(n - 1, s + 1) for s, n in zip(starts.tolist(), lengths)])
-    return WindowFeatures(table, windows=[None] * len(lengths), starts=starts, ends=ends, padding_fraction=0.0)
+    return WindowFeatures({1: table}, windows=[None] * len(lengths), starts=starts, ends=ends,
+                          readouts=[QARead(1, echo=False, lookahead=False)], padding_fraction=0.0)
 
 
 def settings(**overrides) -> TrainSettings:

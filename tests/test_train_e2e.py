@@ -17,9 +17,10 @@ import train as train_script
 from conftest import tiny_checkpoint
 
 SST2 = ["--task", "sst2", "--data", "sample", "--lr", "1e-2", "--epochs", "3", "--limit", "96",
-        "--eval-limit", "40", "--batch-size", "16"]
+        "--eval-limit", "40", "--batch-size", "16", "--layer", "last", "--pool", "last"]
 SQUAD = ["--task", "squad", "--squad-version", "2.0", "--data", "sample", "--lr", "1e-2", "--epochs", "2",
-         "--limit", "24", "--eval-limit", "12", "--batch-size", "8", "--max-length", "192", "--doc-stride", "64"]
+         "--limit", "24", "--eval-limit", "12", "--batch-size", "8", "--max-length", "192", "--doc-stride", "64",
+         "--layer", "last", "--lookahead", "off"]
 
 
 def run(script, argv: list[str], capsys=None) -> tuple[int, str]:
@@ -115,9 +116,21 @@ def test_squad_v2_end_to_end_reports_official_keys_and_reloads(tiny, tmp_path):
 def test_squad_features_spill_to_disk_with_the_same_result(tiny, tmp_path):
     memory, disk = tmp_path / "memory", tmp_path / "disk"
     common = [*SQUAD, "--model", str(tiny), "--zero-shot", "none", "--epochs", "1"]
-    assert run(train_script, [*common, "--output", str(memory)])[0] == 0
-    assert run(train_script, [*common, "--output", str(disk), "--feature-budget-gb", "0"])[0] == 0
+    assert run(train_script, [*common, "--output", str(memory), "--features", "memory"])[0] == 0
+    assert run(train_script, [*common, "--output", str(disk), "--features", "disk"])[0] == 0
     assert metrics_of(disk)["fine_tuned"] == metrics_of(memory)["fine_tuned"]
+
+
+def test_streamed_features_train_the_same_head_as_cached_ones(tiny, tmp_path):
+    """Streaming recomputes the frozen pass per batch (other batch shapes: equal up to bf16 rounding)."""
+    memory, stream = tmp_path / "memory", tmp_path / "stream"
+    common = [*SQUAD, "--model", str(tiny), "--zero-shot", "none", "--epochs", "2", "--dtype", "float32"]
+    assert run(train_script, [*common, "--output", str(memory), "--features", "memory"])[0] == 0
+    assert run(train_script, [*common, "--output", str(stream), "--features", "stream"])[0] == 0
+    for name, tensor in head_tensors(stream).items():
+        torch.testing.assert_close(tensor, head_tensors(memory)[name], rtol=1e-3, atol=1e-3)
+    cached, streamed = metrics_of(memory)["fine_tuned"]["squad"], metrics_of(stream)["fine_tuned"]["squad"]
+    assert abs(cached["f1"] - streamed["f1"]) < 1e-6 and cached["exact"] == streamed["exact"]
 
 
 def test_push_to_hub_sends_head_config_metrics_and_card(sst2_run, monkeypatch):

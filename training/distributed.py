@@ -62,6 +62,12 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def say(message: str) -> None:
+    """Print on rank 0 only (every rank computes the same values)."""
+    if is_main():
+        print(message, flush=True)
+
+
 def shard_bounds(n: int, rank_: int, world: int) -> tuple[int, int]:
     """[start, end) of rank `rank_`'s slice of n items: contiguous, in rank order, sizes differing by at most one."""
     return rank_ * n // world, (rank_ + 1) * n // world

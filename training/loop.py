@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from tqdm import tqdm
 
+from data.progress import Progress
 from errors import UserError
 from heads import FrozenBackboneHead
 from tasks import Task
@@ -65,7 +65,7 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[i
 
 def train_head(model: FrozenBackboneHead, task: Task, features, settings: TrainSettings,
                checkpoint: Path | None = None, resume: bool = False, *, val_features=None,
-               patience: int | None = None) -> list[dict]:
+               patience: int | None = None, quiet: bool = False) -> list[dict]:
     """AdamW on the head's own parameters over the cached `features`; returns the per-epoch history.
 
     The frozen base never runs here: each step is the task's loss on a batch of cached items.
@@ -82,7 +82,9 @@ def train_head(model: FrozenBackboneHead, task: Task, features, settings: TrainS
     lr (of the epoch's last step), seconds; with validation also val_loss and best_epoch
     (1-based, the best so far). A checkpoint after every epoch, written by rank 0, holds what
     an exact resume needs: head, optimizer, schedule, history, and the best epoch's head.
+    `quiet` drops the per-epoch lines (readout selection trains many heads).
     """
+    log = (lambda message: None) if quiet else distributed.say
     if patience is not None and (val_features is None or patience < 1):
         raise ValueError("early stopping needs validation features and a patience of at least 1 epoch")
     train, val = as_shard(features), as_shard(val_features) if val_features is not None else None
@@ -98,7 +100,7 @@ def train_head(model: FrozenBackboneHead, task: Task, features, settings: TrainS
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         history, best_head = state["history"], state.get("best_head")
-        say(f"resumed after epoch {len(history)} from {checkpoint}")
+        log(f"resumed after epoch {len(history)} from {checkpoint}")
     while len(history) < settings.epochs and not stalled(history, patience):
         row = train_epoch(model, task, train, optimizer, scheduler, settings, epoch=len(history))
         if val is not None:
@@ -108,7 +110,7 @@ def train_head(model: FrozenBackboneHead, task: Task, features, settings: TrainS
                 best_head, best_epoch = model.head_state_dict(), row["epoch"]
             row["best_epoch"] = best_epoch
         history.append(row)
-        say(f"epoch {row['epoch']}/{settings.epochs}  loss {row['mean_loss']:.4f}  "
+        log(f"epoch {row['epoch']}/{settings.epochs}  loss {row['mean_loss']:.4f}  "
             + (f"val {row['val_loss']:.4f} (best epoch {row['best_epoch']})  " if val is not None else "")
             + f"lr {row['lr']:.3g}  {row['seconds']:.1f}s")
         if checkpoint is not None and distributed.is_main():
@@ -118,8 +120,8 @@ def train_head(model: FrozenBackboneHead, task: Task, features, settings: TrainS
                             **({"best_head": best_head} if best_head is not None else {})}, tmp)
     if best_head is not None:
         if stalled(history, patience) and len(history) < settings.epochs:
-            say(f"stopped early: no better validation loss for {patience} epochs")
-        say(f"restoring the head of epoch {history[-1]['best_epoch']} (lowest validation loss)")
+            log(f"stopped early: no better validation loss for {patience} epochs")
+        log(f"restoring the head of epoch {history[-1]['best_epoch']} (lowest validation loss)")
         model.load_head_state_dict(best_head)
     return history
 
@@ -143,10 +145,9 @@ def train_epoch(model: FrozenBackboneHead, task: Task, train: distributed.Shard,
     """One pass over the global batches of `epoch`; every rank takes the same steps."""
     params = [p for group in optimizer.param_groups for p in group["params"]]
     started, losses = time.perf_counter(), []
-    bar = tqdm(epoch_batches(train.total, settings.batch_size, settings.seed, epoch),
-               desc=f"epoch {epoch + 1}/{settings.epochs}", unit="batch", leave=False,
-               disable=None if distributed.is_main() else True)
-    for step, batch in enumerate(bar):
+    batches = epoch_batches(train.total, settings.batch_size, settings.seed, epoch)
+    bar = Progress(len(batches), f"epoch {epoch + 1}/{settings.epochs}", "batch") if distributed.is_main() else None
+    for step, batch in enumerate(bar.iterate(batches) if bar else batches):
         lr = scheduler.get_last_lr()[0]
         loss = shard_loss(model, task, train, batch)
         batch_mean = distributed.sum_scalar(loss.item() if loss is not None else 0.0)  # the batch's mean loss
@@ -161,7 +162,8 @@ def train_epoch(model: FrozenBackboneHead, task: Task, train: distributed.Shard,
         optimizer.step()
         scheduler.step()
         losses.append(batch_mean)
-        bar.set_postfix(loss=f"{batch_mean:.4f}")
+        if bar:
+            bar.set_postfix(loss=f"{batch_mean:.4f}")
     return {"epoch": epoch + 1, "mean_loss": sum(losses) / len(losses), "step_losses": losses, "lr": lr,
             "seconds": round(time.perf_counter() - started, 3)}
 
@@ -191,9 +193,3 @@ def validation_loss(model: FrozenBackboneHead, task: Task, val: distributed.Shar
     if not math.isfinite(mean):
         raise UserError(f"validation loss became {mean}: the validation features hold non-finite values")
     return mean
-
-
-def say(message: str) -> None:
-    """Print on rank 0 only (every rank computes the same values)."""
-    if distributed.is_main():
-        print(message)

@@ -34,11 +34,12 @@ def config_fingerprint(config: LlamaConfig) -> str:
 
 
 def save_head(path: Path, tensors: dict[str, torch.Tensor], *, base_model: str, config: LlamaConfig,
-              task: str, label_names: tuple[str, ...], revision: str | None) -> None:
-    """Only the head's tensors, plus metadata naming the base model they belong to."""
+              task: str, label_names: tuple[str, ...], revision: str | None, readout: dict) -> None:
+    """Only the head's tensors, plus metadata naming the base model they belong to and the readout
+    (block, pooling, layout) they were trained on, which eval.py rebuilds."""
     metadata = {"base_model": base_model, "base_revision": revision or "",
                 "base_config_sha256": config_fingerprint(config), "task": task,
-                "label_names": json.dumps(list(label_names))}
+                "label_names": json.dumps(list(label_names)), "readout": json.dumps(readout)}
     with atomic_path(path) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
 
@@ -63,7 +64,8 @@ def _fmt(value: float | None) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
 
 
-def _lookup(metrics: dict | None, key: str):
+def lookup(metrics: dict | None, key: str):
+    """metrics["a"]["b"] for key "a.b"; None where a part is missing."""
     for part in key.split("."):
         if not isinstance(metrics, dict) or part not in metrics:
             return None
@@ -72,25 +74,36 @@ def _lookup(metrics: dict | None, key: str):
 
 
 def render_report(*, task: Task, model: str, metrics: dict, params: dict, history: list[dict],
-                  examples: list[dict], settings: dict) -> str:
-    """report.md: the zero-shot vs fine-tuned table, parameters, loss curve and sample predictions."""
+                  examples: list[dict], settings: dict, readout: dict, selection: list[dict],
+                  pictures: list[tuple[str, str]]) -> str:
+    """report.md: the zero-shot vs fine-tuned table, parameters, training curves and sample predictions."""
     columns = [("Zero-shot (untrained head)", "zero_shot_head"), ("Zero-shot (prompt)", "zero_shot_prompt"),
                ("Fine-tuned", "fine_tuned")]
     lines = [f"# {task.name} head on frozen {model}", "",
              "| Metric | " + " | ".join(c for c, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for label, key in task.metric_rows(metrics):
-        lines.append(f"| {label} | " + " | ".join(_fmt(_lookup(metrics.get(k), key)) for _, k in columns) + " |")
+        lines.append(f"| {label} | " + " | ".join(_fmt(lookup(metrics.get(k), key)) for _, k in columns) + " |")
     lines += ["", "## Parameters", "", "| | count |", "|---|---|",
               f"| total | {params['total']:,} |", f"| trainable (head) | {params['trainable']:,} |",
               f"| frozen (base) | {params['frozen']:,} |", "", "## Training", "",
               "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()), "",
-              "| epoch | mean loss | seconds |", "|---|---|---|"]
-    lines += [f"| {h['epoch']} | {h['mean_loss']:.4f} | {h['seconds']:.1f} |" for h in history]
-    steps = [loss for h in history for loss in h["step_losses"]]
-    if steps:
-        stride = max(1, len(steps) // 20)
-        curve = ", ".join(f"{i + 1}:{steps[i]:.4f}" for i in range(0, len(steps), stride))
-        lines += ["", f"Loss curve (step:loss, every {stride} steps): {curve}"]
+              "Readout (what the head reads): " + ", ".join(f"{k}={v}" for k, v in readout.items()), ""]
+    if selection:
+        lines += ["Chosen on the validation slice among:", "", "| readout | validation loss | validation "
+                  f"{task.main_metric} | epoch |", "|---|---|---|---|"]
+        lines += [f"| {', '.join(f'{k}={v}' for k, v in row.items() if k not in SELECTION_SCORES)} | "
+                  f"{row['val_loss']:.4f} | {_fmt(row['val_metric'])} | {row['best_epoch']} |" for row in selection]
+        lines.append("")
+    validated = all("val_loss" in h for h in history)
+    lines += ["| epoch | train loss | " + ("validation loss | " if validated else "") + "seconds |",
+              "|---|---|" + ("---|" if validated else "") + "---|"]
+    lines += [f"| {h['epoch']}{' (kept)' if h.get('best_epoch') == h['epoch'] == history[-1]['best_epoch'] else ''} | "
+              f"{h['mean_loss']:.4f} | " + (f"{h['val_loss']:.4f} | " if validated else "") + f"{h['seconds']:.1f} |"
+              for h in history]
+    lines += ["", *[f"![{title}]({name})" for title, name in pictures]]
     lines += ["", "## Example predictions (fine-tuned)", ""]
     lines += [f"- {json.dumps(e, ensure_ascii=False)}" for e in examples]
     return "\n".join(lines) + "\n"
+
+
+SELECTION_SCORES = ("val_loss", "val_metric", "best_epoch")

@@ -6,16 +6,19 @@ Every task-dependent choice and default comes from the task's record (`tasks.TAS
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
 import llama
 from data.sources import load_task_data
+from data.splits import holdout_split
 from errors import ArgumentParser, UserError
 from tasks import TASKS, Task
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+from . import distributed
+from .devices import DTYPES, resolve_device
+from .plan import MODES
+
 ZERO_SHOT = ("all", "head", "prompt", "none")
 
 
@@ -28,10 +31,18 @@ class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+RECIPES = ("converged", "report")
+
+
 def task_defaults(flag: str) -> str:
-    """'(default: sst2 X, squad Y)' for a flag whose default depends on the task."""
-    return "(default: " + ", ".join(f"{t.name} {t.defaults[flag]}" for t in TASKS.values()
-                                     if flag in t.defaults) + ")"
+    """'(default: sst2 X, squad Y)' for a flag whose default depends on the task (and the recipe)."""
+    def value(task: Task) -> str:
+        if flag in task.defaults:
+            return str(task.defaults[flag])
+        return " / ".join(str(task.recipes[r].get(flag, "-")) for r in RECIPES)
+
+    recipes = "" if any(flag in t.defaults for t in TASKS.values()) else " with --recipe " + " / ".join(RECIPES)
+    return "(default" + recipes + ": " + ", ".join(f"{t.name} {value(t)}" for t in TASKS.values()) + ")"
 
 
 def common_parser(description: str) -> ArgumentParser:
@@ -53,43 +64,44 @@ def common_parser(description: str) -> ArgumentParser:
                                                   "SST-2 sentences are never truncated")
     p.add_argument("--doc-stride", type=int, help=f"overlap between the windows of a SQuAD context "
                                                   f"{task_defaults('doc_stride')}")
+    p.add_argument("--layer", help="the block whose hidden state the head reads: a number, last, or auto (chosen "
+                                   f"on the validation slice among a few blocks) {task_defaults('layer')}")
+    p.add_argument("--pool", choices=["auto", "last", "mean", "echo"],
+                   help="SST-2: the sentence's last token, the mean of its tokens, the mean over a second copy of "
+                        f"it (echo), or auto (chosen on validation) {task_defaults('pool')}")
+    p.add_argument("--echo", action=argparse.BooleanOptionalAction,
+                   help="SQuAD: feed question and context twice and read the head on the second copy "
+                        f"{task_defaults('echo')}")
+    p.add_argument("--lookahead", choices=["auto", "on", "off"],
+                   help=f"SQuAD: end logits from the next token's state {task_defaults('lookahead')}")
     p.add_argument("--zero-shot", choices=ZERO_SHOT, default="all",
                    help="baselines: the untrained head (head), the LM prompted (prompt), both, or none")
     p.add_argument("--dtype", choices=["auto", *DTYPES], default="auto",
-                   help="dtype of the frozen base; auto: bfloat16 on CUDA (float16 if unsupported), float32 on CPU")
+                   help="dtype of the frozen base; auto: bfloat16 on CUDA (float16 if unsupported) and on CPUs "
+                        "with native bf16 matrix units, else float32")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--batch-tokens", type=int, default=4096,
                    help="tokens (padding included) per forward pass of the frozen base")
-    p.add_argument("--feature-budget-gb", type=float, default=2.0,
-                   help="SQuAD: keep cached token features in memory up to this size, else on disk")
+    p.add_argument("--features", choices=MODES, default="auto",
+                   help="where the frozen features go: auto (the first of accelerator memory, RAM, disk that holds "
+                        "them, else stream), memory, disk (a memmap under $TMPDIR), or stream (recompute each epoch)")
     p.add_argument("--output", help="output directory (default runs/<task>)")
     p.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the head, config, metrics and card")
     return p
 
 
 def apply_task_defaults(args: argparse.Namespace) -> argparse.Namespace:
-    """Fill every flag left unset with the task's default; refuse another task's own flags."""
+    """Fill every flag left unset with the task's (and recipe's) default; refuse another task's own flags."""
     task = TASKS[args.task]
     for other in TASKS.values():
         for flag in set(other.own_flags) - set(task.own_flags):
             if getattr(args, flag, None) is not None:
                 raise UserError(f"--{flag.replace('_', '-')} is a {other.name} setting, not one of {task.name}")
-    for flag, value in task.defaults.items():
+    recipe = task.recipes[args.recipe] if hasattr(args, "recipe") else {}
+    for flag, value in {**task.defaults, **recipe}.items():
         if getattr(args, flag, None) is None:
             setattr(args, flag, value)
     return args
-
-
-def resolve_device(device_flag: str, dtype_flag: str) -> tuple[torch.device, torch.dtype]:
-    device = torch.device("cuda" if device_flag == "auto" and torch.cuda.is_available() else
-                          "cpu" if device_flag == "auto" else device_flag)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda, but no CUDA GPU is available; use --device cpu")
-    if dtype_flag != "auto":
-        return device, DTYPES[dtype_flag]
-    if device.type == "cuda":
-        return device, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return device, torch.float32
 
 
 def load_base_and_data(args: argparse.Namespace) -> tuple[llama.LlamaForCausalLM, llama.Tokenizer, list, list]:
@@ -104,19 +116,45 @@ def load_base_and_data(args: argparse.Namespace) -> tuple[llama.LlamaForCausalLM
     return lm, tokenizer, train, test
 
 
+def validation_split(train: list, fraction: float, seed: int) -> tuple[list, list]:
+    """(train, validation): a seeded share of the training examples held out to choose epochs and readouts.
+
+    A SQuAD question's windows all follow their question, so no window leaks across; the test split is
+    never touched.
+    """
+    if fraction == 0:
+        return train, []
+    if round(len(train) * fraction) < 1 or round(len(train) * fraction) >= len(train):
+        raise UserError(f"--val-fraction {fraction} of {len(train)} training examples leaves no validation or no "
+                        "training examples: use more data or another --val-fraction (0 turns it off)")
+    return holdout_split(train, fraction, seed + 7919)  # a seed of its own: not the train/test split's
+
+
 def build_head(task: Task, lm: llama.LlamaForCausalLM, seed: int):
-    """The task's head on the frozen base, with its seeded Hugging Face init."""
+    """The task's head on the frozen base, with its seeded Hugging Face init, on the base's device.
+
+    The head trains in float32 whatever the base's dtype: its features are cast up to it.
+    """
     torch.manual_seed(seed)
     model = task.head_class(lm.config, backbone=lm.model)
     model.reset_head()
-    return model
+    return model.to(lm.lm_head.weight.device)
 
 
-def cache_features(task: Task, model, tokenizer: llama.Tokenizer, examples: list, args: argparse.Namespace,
-                   desc: str) -> tuple[object, float]:
-    """The frozen base's outputs for `examples`, computed once, and the seconds it took."""
-    started = time.perf_counter()
-    features = task.extract(model, tokenizer, examples, args, desc)
-    seconds = round(time.perf_counter() - started, 2)
-    print(f"{desc}: {len(features):,} sequences cached in {seconds:.1f}s, padding {features.padding_fraction:.1%}")
-    return features, seconds
+def evaluate(task: Task, model, features, examples: list, all_examples: list,
+             args: argparse.Namespace) -> tuple[dict, list[dict]] | tuple[None, None]:
+    """Score the head on cached features: each rank predicts its examples, rank 0 scores them all.
+
+    `examples` are this rank's (all of them in one process), `all_examples` every rank's in rank
+    order. Ranks other than 0 get (None, None).
+    """
+    return score_on_main(task, task.predict(model, features, examples, args), all_examples, args)
+
+
+def score_on_main(task: Task, predictions: list, all_examples: list,
+                  args: argparse.Namespace) -> tuple[dict, list[dict]] | tuple[None, None]:
+    """Gather every rank's predictions (in rank order) to rank 0 and score them there."""
+    parts = distributed.gather_objects(predictions)
+    if parts is None:
+        return None, None
+    return task.score(all_examples, [p for part in parts for p in part], args)
