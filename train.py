@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+import llama
+from data.splits import take
 from errors import UserError, exit_on_user_error
 from heads import parameter_counts
 from tasks import TASKS
@@ -26,9 +28,10 @@ from training.devices import free_space
 from training.hub import push_head
 from training.loop import TrainSettings, train_head
 from training.outputs import HEAD_FILE, render_report, save_head
-from training.plan import plan_features
+from training.devices import resolve_device
+from training.plan import free_after_loading, plan_features
 from training.select import choose_readout
-from training.steps import (RECIPES, apply_task_defaults, build_head, common_parser, evaluate, load_base_and_data,
+from training.steps import (RECIPES, apply_task_defaults, build_head, common_parser, evaluate, load_base, load_data,
                             score_on_main, task_defaults, validation_split)
 
 RUN_FLAGS = ("resume", "overwrite", "push_to_hub", "dry_run")  # may differ between a run and its resumption
@@ -46,6 +49,8 @@ def parse_args(argv: list[str] | None):
                                                      f"the epoch and readout (0: none) {task_defaults('val_fraction')}")
     p.add_argument("--patience", type=int, help="stop after this many epochs without a better validation loss "
                                                 f"{task_defaults('patience')}")
+    p.add_argument("--select-limit", type=int, default=2000,
+                   help="training examples the candidate readouts are trained on when one is chosen (auto)")
     p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
     p.add_argument("--warmup-ratio", type=float, default=0.0, help="fraction of steps of linear warm-up")
     p.add_argument("--schedule", choices=["linear", "constant"],
@@ -78,51 +83,66 @@ def main(argv: list[str] | None = None) -> None:
     check_output_dir(args.output, config, resume=args.resume, overwrite=args.overwrite)
     timings, started = {}, time.perf_counter()
 
-    # 1. The frozen base, its tokenizer and the data (each fails in one line; nothing is written yet).
-    #    A validation slice of the training examples chooses the epoch and the readout; the test split never does.
-    lm, tokenizer, train, test = load_base_and_data(args)
+    # 1. The data, the frozen base and its tokenizer (each fails in one line; nothing is written yet). A seeded
+    #    validation slice of the training examples chooses the epoch and the readout; the test split never does.
+    #    --dry-run loads no weights: it sizes the job from the config alone.
+    train, test = load_data(args)
     train, val = validation_split(train, args.val_fraction, args.seed)
     mine = {name: distributed.shard(part) for name, part in (("train", train), ("val", val), ("test", test))}
-    # 2. The task's trainable head on the frozen base, seeded; the readouts it may read.
-    model = build_head(task, lm, args.seed)
-    candidates = task.readouts(args, lm.config)
-    # 3. Token sequences, then the plan: sizes, FLOPs, and where the cached features go.
+    device, dtype = resolve_device(args.device, args.dtype)
+    lm = None if args.dry_run else load_base(args, device, dtype)
+    tokenizer = llama.load_tokenizer(args.model, revision=args.revision)
+    base_config = lm.config if lm else llama.load_config(args.model, revision=args.revision)
+    free = free_space(device) if lm else free_after_loading(free_space(device), base_config, dtype, device)
+    # 2. The readouts the flags allow, the token sequences, and the plan: sizes, FLOPs, where the features go.
+    candidates = task.readouts(args, base_config)
     prepared = {name: task.prepare(tokenizer, part, args, candidates) for name, part in mine.items()}
-    plan = plan_features(prepared["train"].lengths + prepared["val"].lengths, prepared["test"].lengths, lm.config,
-                         free_space(lm.lm_head.weight.device), mode=args.features, per_token=task.per_token,
-                         cached_layers=len(candidates), examples=(len(mine["train"]) + len(mine["val"]),
-                                                                   len(mine["test"])))
+    plan = plan_features(prepared["train"].lengths + prepared["val"].lengths, prepared["test"].lengths, base_config,
+                         free, mode=args.features, per_token=task.per_token,
+                         examples=(len(mine["train"]) + len(mine["val"]), len(mine["test"])))
+    distributed.say(f"{len(train):,} training, {len(val):,} validation and {len(test):,} test examples"
+                    + (f" ({distributed.world_size()} ranks; the plan is rank 0's share)"
+                       if distributed.world_size() > 1 else ""))
     distributed.say(plan.render())
     if args.dry_run:
         return
-    # 4. Run the base once over every split and cache what the head needs (each readout's state).
-    features = {name: task.extract(model, prepared[name], candidates, plan.place, f"{name} features")
-                for name in mine if name != "val" or val}
-    timings["load_and_features_seconds"] = round(time.perf_counter() - started, 2)
-    # 5. Choose the readout on the validation slice (when the flags leave a choice), then reset the head.
+    # 3. The task's trainable head on the frozen base (seeded).
+    model = build_head(task, lm, args.seed)
     settings = TrainSettings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                              weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
                              schedule=args.schedule, max_grad_norm=args.max_grad_norm)
-    readout, selection = candidates[0], []
+    # 4. When the flags leave a choice of readout (block, pooling, lookahead), make it on the validation slice:
+    #    one frozen pass over up to --select-limit training examples caches every candidate's state.
+    readout, selection, features = candidates[0], [], {}
     if len(candidates) > 1:
-        readout, selection = choose_readout(task, model, features["train"], features["val"], mine["val"], val,
-                                            settings, args.patience, args)
+        subset = take(train, args.select_limit, args.seed)
+        whole = len(subset) == len(train)
+        picked = prepared["train"] if whole else task.prepare(tokenizer, distributed.shard(subset), args, candidates)
+        candidate_features = {"train": task.extract(model, picked, candidates, plan.place, "selection features"),
+                              "val": task.extract(model, prepared["val"], candidates, plan.place, "val features")}
+        readout, selection = choose_readout(task, model, candidate_features["train"], candidate_features["val"],
+                                            mine["val"], val, settings, args.patience, args)
         distributed.say(f"chosen readout: {dataclasses.asdict(readout)}")
         torch.manual_seed(args.seed)
         model.reset_head()  # the init every candidate started from
-    test_part = features["test"].only(readout)
+        features = {name: f.only(readout) for name, f in candidate_features.items() if name == "val" or whole}
+    # 5. Run the base once over every split and cache the chosen readout's states.
+    for name in mine:
+        if name not in features and (name != "val" or val):
+            features[name] = task.extract(model, prepared[name], [readout], plan.place, f"{name} features")
+    timings["load_and_features_seconds"] = round(time.perf_counter() - started, 2)
+    test_part = features["test"]
     # 6. Zero-shot baselines: the untrained head, and the language model prompted.
     metrics = {}
     if args.zero_shot in ("all", "head"):
         metrics["zero_shot_head"], _ = evaluate(task, model, test_part, mine["test"], test, args)
-        distributed.say(f"zero-shot (untrained head): {task.headline(metrics['zero_shot_head'])}")
+        show(task, "zero-shot (untrained head)", metrics["zero_shot_head"])
     if args.zero_shot in ("all", "prompt"):
         metrics["zero_shot_prompt"], _ = score_on_main(task, task.prompt_predict(lm, tokenizer, mine["test"], args),
                                                        test, args)
-        distributed.say(f"zero-shot (prompt):         {task.headline(metrics['zero_shot_prompt'])}")
+        show(task, "zero-shot (prompt)", metrics["zero_shot_prompt"])
     # 7. Train only the head on the cached features; a checkpoint after every epoch.
-    train_part = features["train"].only(readout)
-    val_part = features["val"].only(readout) if val else None
+    train_part, val_part = features["train"], features.get("val")
     if distributed.world_size() > 1:
         train_part = distributed.Shard.of(train_part)
         val_part = distributed.Shard.of(val_part) if val else None
@@ -137,12 +157,18 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     # 8. Evaluate the trained head on the test split and write everything (rank 0).
     metrics["fine_tuned"], predictions = evaluate(task, model, test_part, mine["test"], test, args)
-    distributed.say(f"fine-tuned:                 {task.headline(metrics['fine_tuned'])}")
+    show(task, "fine-tuned", metrics["fine_tuned"])
     timings["total_seconds"] = round(time.perf_counter() - started, 2)
     if distributed.is_main():
         write_outputs(args, task, model, lm.config, config, metrics, predictions, history,
                       dataclasses.asdict(readout), selection, timings)
     distributed.teardown()
+
+
+def show(task, label: str, metrics: dict | None) -> None:
+    """One line of the scores that matter most (rank 0 holds the metrics)."""
+    if metrics is not None:
+        print(f"{label + ':':<28}{task.headline(metrics)}")
 
 
 def write_outputs(args, task, model, base_config, config: dict, metrics: dict, predictions: list[dict],

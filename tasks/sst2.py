@@ -102,6 +102,8 @@ def extract(classifier: SequenceClassifier, prepared: Prepared, candidates: list
     padded = real = 0  # tokens computed, and real ones among them
     for echo, sentences in prepared.passes.items():
         wanted = [(i, r) for i, r in enumerate(candidates) if (r.pool == "echo") == echo]
+        if not wanted:
+            continue
         layers = sorted({r.layer for _, r in wanted})
         pools = sorted({"last" if r.pool == "last" else "mean" for _, r in wanted})
         lengths = [len(s) for s in sentences.sequences]

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import torch
+
 from errors import UserError
 from llama import LlamaConfig
 
@@ -149,6 +151,14 @@ def plan_features(train_lengths: list[int], test_lengths: list[int], config: Lla
         tokens=(sum(train_lengths), sum(test_lengths)),
         flops=(forward_flops(config, train_lengths), forward_flops(config, test_lengths)),
         cache_bytes=need, per_token=per_token, mode=mode, place=choose_place(mode, need, room), free=free, room=room)
+
+
+def free_after_loading(free: FreeSpace, config: LlamaConfig, dtype: torch.dtype, device: torch.device) -> FreeSpace:
+    """What will be free once the base's weights are loaded (the plan is made before they are)."""
+    weights = parameter_count(config) * dtype.itemsize
+    if device.type == "cpu":
+        return dataclasses.replace(free, ram=max(0, free.ram - weights))
+    return dataclasses.replace(free, accelerator=max(0, (free.accelerator or 0) - weights))
 
 
 def gib(size: int | None) -> str:

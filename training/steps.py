@@ -104,16 +104,23 @@ def apply_task_defaults(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
+def load_data(args: argparse.Namespace) -> tuple[list, list]:
+    """The (train, test) examples of the task's data set; bad files fail here, in one line."""
+    return load_task_data(args.task, args.data, args.split, seed=args.seed, limit=args.limit,
+                          eval_limit=args.eval_limit, squad_version=args.squad_version or "1.1")
+
+
+def load_base(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> llama.LlamaForCausalLM:
+    lm = llama.load_pretrained(args.model, dtype=dtype, device=device, revision=args.revision)
+    distributed.say(f"{args.model}: device {device}, base dtype {str(dtype).removeprefix('torch.')}")
+    return lm
+
+
 def load_base_and_data(args: argparse.Namespace) -> tuple[llama.LlamaForCausalLM, llama.Tokenizer, list, list]:
     """The frozen base, its tokenizer, and the (train, test) examples; each fails with one clear line."""
-    device, dtype = resolve_device(args.device, args.dtype)
-    train, test = load_task_data(args.task, args.data, args.split, seed=args.seed, limit=args.limit,
-                                 eval_limit=args.eval_limit, squad_version=args.squad_version or "1.1")
-    lm = llama.load_pretrained(args.model, dtype=dtype, device=device, revision=args.revision)
-    tokenizer = llama.load_tokenizer(args.model, revision=args.revision)
-    print(f"{args.model}: {len(train):,} training and {len(test):,} test examples, "
-          f"device {device}, base dtype {str(dtype).removeprefix('torch.')}")
-    return lm, tokenizer, train, test
+    train, test = load_data(args)
+    lm = load_base(args, *resolve_device(args.device, args.dtype))
+    return lm, llama.load_tokenizer(args.model, revision=args.revision), train, test
 
 
 def validation_split(train: list, fraction: float, seed: int) -> tuple[list, list]:
