@@ -32,7 +32,7 @@ from training.devices import resolve_device
 from training.plan import free_after_loading, plan_features
 from training.select import choose_readout
 from training.steps import (RECIPES, apply_task_defaults, build_head, common_parser, evaluate, load_base, load_data,
-                            score_on_main, task_defaults, validation_split)
+                            score_on_main, task_defaults)
 
 RUN_FLAGS = ("resume", "overwrite", "push_to_hub", "dry_run")  # may differ between a run and its resumption
 
@@ -86,8 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     # 1. The data, the frozen base and its tokenizer (each fails in one line; nothing is written yet). A seeded
     #    validation slice of the training examples chooses the epoch and the readout; the test split never does.
     #    --dry-run loads no weights: it sizes the job from the config alone.
-    train, test = load_data(args)
-    train, val = validation_split(train, args.val_fraction, args.seed)
+    train, val, test = load_data(args)
     mine = {name: distributed.shard(part) for name, part in (("train", train), ("val", val), ("test", test))}
     device, dtype = resolve_device(args.device, args.dtype)
     lm = None if args.dry_run else load_base(args, device, dtype)

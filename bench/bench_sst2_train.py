@@ -77,7 +77,8 @@ def ours(checkpoint: Path, args, dtype: str) -> tuple[float, float]:
         train_script.main(["--task", "sst2", "--model", str(checkpoint), "--data", str(args.data),
                            "--split", "dev", "--limit", str(args.train), "--seed", str(args.seed),
                            "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
-                           "--lr", str(args.lr), "--zero-shot", "none", "--dtype", dtype, "--output", out])
+                           "--lr", str(args.lr), "--recipe", "report", "--zero-shot", "none", "--dtype", dtype,
+                           "--output", out])
         seconds = time.perf_counter() - started
         import json
         accuracy = json.loads((Path(out) / "metrics.json").read_text())["fine_tuned"]["accuracy"]

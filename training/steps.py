@@ -10,8 +10,8 @@ import argparse
 import torch
 
 import llama
-from data.sources import load_task_data
-from data.splits import holdout_split
+from data.sources import FORMATS, load_task_data
+from data.splits import holdout_split, take
 from errors import ArgumentParser, UserError
 from tasks import TASKS, Task
 
@@ -104,10 +104,27 @@ def apply_task_defaults(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
-def load_data(args: argparse.Namespace) -> tuple[list, list]:
-    """The (train, test) examples of the task's data set; bad files fail here, in one line."""
-    return load_task_data(args.task, args.data, args.split, seed=args.seed, limit=args.limit,
-                          eval_limit=args.eval_limit, squad_version=args.squad_version or "1.1")
+def load_data(args: argparse.Namespace) -> tuple[list, list, list]:
+    """(train, validation, test) examples of the task's data set; bad files fail here, in one line.
+
+    The validation slice (`--val-fraction` of the training examples, seeded) is carved out of the
+    training part, never the test split, and chooses the epoch and the readout. With `--limit N` the
+    head still trains on N examples: the slice (the fraction of N) comes from the rest of the part.
+    """
+    fraction = getattr(args, "val_fraction", 0.0) or 0.0
+    part, test = load_task_data(args.task, args.data, args.split, seed=args.seed,
+                                limit=None if fraction else args.limit, eval_limit=args.eval_limit,
+                                squad_version=args.squad_version or "1.1")
+    if not fraction:
+        return part, [], test
+    n_train = len(part) if args.limit is None else min(args.limit, len(part))
+    n_val = round(fraction * n_train)
+    if n_val < 1 or (args.limit is None or args.limit >= len(part)) and n_val >= len(part) - 1:
+        raise UserError(f"--val-fraction {fraction} of {len(part)} training examples leaves no validation or no "
+                        "training examples: use more data or another --val-fraction (0 turns it off)")
+    rest, val = holdout_split(part, n_val / len(part), args.seed + 7919)  # a seed of its own
+    limit = None if args.limit is None or args.limit >= len(part) else min(args.limit, len(rest))
+    return take(rest, limit, args.seed, FORMATS[args.task].group), val, test
 
 
 def load_base(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> llama.LlamaForCausalLM:
@@ -118,23 +135,9 @@ def load_base(args: argparse.Namespace, device: torch.device, dtype: torch.dtype
 
 def load_base_and_data(args: argparse.Namespace) -> tuple[llama.LlamaForCausalLM, llama.Tokenizer, list, list]:
     """The frozen base, its tokenizer, and the (train, test) examples; each fails with one clear line."""
-    train, test = load_data(args)
+    train, _, test = load_data(args)
     lm = load_base(args, *resolve_device(args.device, args.dtype))
     return lm, llama.load_tokenizer(args.model, revision=args.revision), train, test
-
-
-def validation_split(train: list, fraction: float, seed: int) -> tuple[list, list]:
-    """(train, validation): a seeded share of the training examples held out to choose epochs and readouts.
-
-    A SQuAD question's windows all follow their question, so no window leaks across; the test split is
-    never touched.
-    """
-    if fraction == 0:
-        return train, []
-    if round(len(train) * fraction) < 1 or round(len(train) * fraction) >= len(train):
-        raise UserError(f"--val-fraction {fraction} of {len(train)} training examples leaves no validation or no "
-                        "training examples: use more data or another --val-fraction (0 turns it off)")
-    return holdout_split(train, fraction, seed + 7919)  # a seed of its own: not the train/test split's
 
 
 def build_head(task: Task, lm: llama.LlamaForCausalLM, seed: int):
