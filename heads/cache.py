@@ -43,19 +43,15 @@ def table_bytes(lengths: list[int], dim: int) -> int:
 class TokenFeatureTable:
     """Per-token hidden states of many sequences in one flat (rows, C) bf16 table.
 
-    `place` is one of `PLACES`; without it, the table stays in RAM while it fits `budget_bytes`
-    and goes to disk otherwise (the older --feature-budget-gb rule). `device` is where the head
-    trains: `batch` returns its tensors there, and an "accelerator" table lives there.
+    `place` is one of `PLACES` (training.plan chooses it). `device` is where the head trains:
+    `batch` returns its tensors there, and an "accelerator" table lives there.
     """
 
-    def __init__(self, lengths: list[int], dim: int, budget_bytes: int | None = None, *, place: str | None = None,
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(self, lengths: list[int], dim: int, *, place: str = "ram", device: torch.device | str = "cpu") -> None:
         self.lengths = lengths
         self.device = torch.device(device)
         self.starts = torch.tensor(np.concatenate([[0], np.cumsum(lengths)]), dtype=torch.long)
         rows, size = int(self.starts[-1]), table_bytes(lengths, dim)
-        if place is None:
-            place = "disk" if budget_bytes is not None and size > budget_bytes else "ram"
         if place not in PLACES:
             raise ValueError(f"place must be one of {PLACES}, not {place!r}")
         if place == "accelerator" and self.device.type == "cpu":

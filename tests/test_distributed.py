@@ -58,7 +58,7 @@ def rank_part(features, rank: int):
     if isinstance(features, PooledFeatures):
         return dataclasses.replace(features, vectors=features.vectors[start:end], labels=features.labels[start:end])
     (layer, whole), = features.stores.items()
-    table = TokenFeatureTable(whole.lengths[start:end], HIDDEN, budget_bytes=10**9)
+    table = TokenFeatureTable(whole.lengths[start:end], HIDDEN)
     for local, index in enumerate(range(start, end)):
         table.write(local, whole.read(index))
     return dataclasses.replace(features, stores={layer: table}, windows=features.windows[start:end],

@@ -135,11 +135,6 @@ def test_rows_round_trip_through_bf16_in_every_place():
         assert torch.equal(hidden[1, :1], rows[1].to(torch.bfloat16).float()) and not hidden[1, 1:].any()
 
 
-def test_budget_keeps_the_older_rule_ram_while_it_fits_else_disk():
-    assert TokenFeatureTable([3, 2], 4, budget_bytes=40).place == "ram"
-    assert TokenFeatureTable([3, 2], 4, budget_bytes=39).place == "disk"
-
-
 def test_an_accelerator_table_needs_an_accelerator():
     with pytest.raises(ValueError, match="accelerator"):
         TokenFeatureTable([3], 4, place="accelerator", device="cpu")

@@ -51,7 +51,7 @@ def pooled(n: int, seed: int, flip: bool = False) -> PooledFeatures:
 def windows(lengths: list[int], seed: int) -> WindowFeatures:
     """Per-token features of windows of the given lengths, each with a start/end inside the window."""
     generator = torch.Generator().manual_seed(seed)
-    table = TokenFeatureTable(lengths, HIDDEN, budget_bytes=10**9)
+    table = TokenFeatureTable(lengths, HIDDEN)
     for i, n in enumerate(lengths):
         table.write(i, torch.randn(n, HIDDEN, generator=generator))
     starts = torch.tensor([int(torch.randint(n, (1,), generator=generator)) for n in lengths])

@@ -228,3 +228,32 @@ def test_a_run_stopped_before_its_first_epoch_can_simply_be_started_again(tiny, 
     (out / "train_config.json").write_text("{}")  # what Ctrl-C during feature extraction leaves
     assert run(train_script, [*SST2, "--model", str(tiny), "--output", str(out), "--zero-shot", "none"])[0] == 0
     assert (out / "head.safetensors").exists()
+
+
+def test_an_explicit_feature_place_that_cannot_hold_the_cache_fails_before_any_forward_pass(tiny, tmp_path,
+                                                                                         monkeypatch, capsys):
+    import tasks
+    from training.devices import FreeSpace
+
+    squad = tasks.TASKS["squad"]
+
+    def no_forward_pass(*args):
+        raise AssertionError("the frozen pass ran before the plan refused the run")
+
+    monkeypatch.setitem(tasks.TASKS, "squad", dataclasses.replace(squad, extract=no_forward_pass))
+    monkeypatch.setattr(train_script, "free_space", lambda device: FreeSpace(None, 2**10, 2**10, "/tmp"))
+    for place in ("memory", "disk"):
+        out = tmp_path / place
+        code, err = run(train_script, [*SQUAD, "--model", str(tiny), "--features", place, "--output", str(out)], capsys)
+        assert code == 2 and f"--features {place}" in err and err.count("\n") == 1
+        assert not out.exists()
+
+
+def test_dry_run_prints_the_plan_and_loads_no_weights(tiny, tmp_path, monkeypatch, capsys):
+    import llama
+
+    monkeypatch.setattr(llama, "load_pretrained", lambda *a, **k: pytest.fail("--dry-run loaded the weights"))
+    out = tmp_path / "dry"
+    assert run(train_script, [*SQUAD, "--model", str(tiny), "--dry-run", "--output", str(out)])[0] == 0
+    printed = capsys.readouterr().out
+    assert "plan: frozen pass" in printed and "feature cache" in printed and not out.exists()
