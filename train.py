@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     distributed.setup("gloo" if args.device == "cpu" else None)  # a no-op without torchrun
     config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in RUN_FLAGS}
     check_output_dir(args.output, config, resume=args.resume, overwrite=args.overwrite)
-    timings, started = {}, time.perf_counter()
+    timings, lap = {}, stopwatch()
 
     # 1. The data, the frozen base and its tokenizer (each fails in one line; nothing is written yet). A seeded
     #    validation slice of the training examples chooses the epoch and the readout; the test split never does.
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     tokenizer = llama.load_tokenizer(args.model, revision=args.revision)
     base_config = lm.config if lm else llama.load_config(args.model, revision=args.revision)
     free = free_space(device) if lm else free_after_loading(free_space(device), base_config, dtype, device)
+    timings["load_seconds"] = lap()
     # 2. The readouts the flags allow, the token sequences, and the plan: sizes, FLOPs, where the features go.
     candidates = task.readouts(args, base_config)
     prepared = {name: task.prepare(tokenizer, part, args, candidates) for name, part in mine.items()}
@@ -125,11 +126,12 @@ def main(argv: list[str] | None = None) -> None:
         torch.manual_seed(args.seed)
         model.reset_head()  # the init every candidate started from
         features = {name: f.only(readout) for name, f in candidate_features.items() if name == "val" or whole}
+        timings["readout_selection_seconds"] = lap()
     # 5. Run the base once over every split and cache the chosen readout's states.
     for name in mine:
         if name not in features and (name != "val" or val):
             features[name] = task.extract(model, prepared[name], [readout], plan.place, f"{name} features")
-    timings["load_and_features_seconds"] = round(time.perf_counter() - started, 2)
+    timings["features_seconds"] = lap()
     test_part = features["test"]
     # 6. Zero-shot baselines: the untrained head, and the language model prompted.
     metrics = {}
@@ -140,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
         metrics["zero_shot_prompt"], _ = score_on_main(task, task.prompt_predict(lm, tokenizer, mine["test"], args),
                                                        test, args)
         show(task, "zero-shot (prompt)", metrics["zero_shot_prompt"])
+    timings["zero_shot_seconds"] = lap()
     # 7. Train only the head on the cached features; a checkpoint after every epoch.
     train_part, val_part = features["train"], features.get("val")
     if distributed.world_size() > 1:
@@ -154,14 +157,28 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\ninterrupted: the last finished epoch is saved in {args.output}; "
               "rerun the same command with --resume", file=sys.stderr)
         sys.exit(130)
+    timings["training_seconds"] = lap()
     # 8. Evaluate the trained head on the test split and write everything (rank 0).
     metrics["fine_tuned"], predictions = evaluate(task, model, test_part, mine["test"], test, args)
     show(task, "fine-tuned", metrics["fine_tuned"])
-    timings["total_seconds"] = round(time.perf_counter() - started, 2)
+    timings["evaluation_seconds"] = lap()
     if distributed.is_main():
         write_outputs(args, task, model, lm.config, config, metrics, predictions, history,
                       dataclasses.asdict(readout), selection, timings)
     distributed.teardown()
+
+
+def stopwatch():
+    """A function returning the seconds since its previous call (the first call: since the stopwatch began)."""
+    last = time.perf_counter()
+
+    def lap() -> float:
+        nonlocal last
+        now = time.perf_counter()
+        seconds, last = round(now - last, 2), now
+        return seconds
+
+    return lap
 
 
 def show(task, label: str, metrics: dict | None) -> None:
