@@ -35,7 +35,7 @@ import llama  # noqa: E402
 from data.qa_features import make_qa_features  # noqa: E402
 from data.splits import holdout_split  # noqa: E402
 from data.squad import read_squad_json  # noqa: E402
-from data.sst2 import read_sst2_tsv  # noqa: E402
+from data.sst2 import encode_sentences, read_sst2_tsv  # noqa: E402
 from training.devices import FreeSpace  # noqa: E402
 from training.plan import GIB, PLACE_NAMES, parameter_count, plan_features  # noqa: E402
 
@@ -64,22 +64,33 @@ def scaled(lengths: list[int], count: int, seed: int = 0) -> list[int]:
 
 
 def workloads(tokenizer: llama.Tokenizer, sst2_train: Path, squad_dir: Path) -> list[tuple[str, dict]]:
-    """(name, plan_features keyword arguments) per data set, under --split holdout."""
-    sentences = read_sst2_tsv(sst2_train)
-    lengths = [len(s) for s in tokenizer.encode_batch([e.text for e in sentences])]
-    train, test = holdout_split(lengths)
-    out = [("SST-2", {"train_lengths": train, "test_lengths": test, "per_token": False,
-                      "examples": (len(train), len(test))})]
+    """(name, plan_features keyword arguments) per data set and layout, under --split holdout.
+
+    Each task twice: the report's layout (plain), and the converged recipe's (echo: SST-2's sentence,
+    SQuAD's question and window, fed twice), which doubles the tokens and, for SQuAD, the cache.
+    """
+    sentences = [e.text for e in read_sst2_tsv(sst2_train)]
+    out = []
+    for echo in (False, True):
+        lengths = [len(s) for s in encode_sentences(tokenizer, sentences, echo=echo)[0]]
+        train, test = holdout_split(lengths)
+        out.append((f"SST-2, {LAYOUT[echo]}", {"train_lengths": train, "test_lengths": test, "per_token": False,
+                                              "examples": (len(train), len(test))}))
     for version, questions in SQUAD_TRAIN_QUESTIONS.items():
         dev = read_squad_json(squad_dir / f"dev-v{version}.json")
-        windows = [len(w.input_ids) for w in make_qa_features(dev, tokenizer, max_length=384, doc_stride=128)]
         train_q, test_q = (len(part) for part in holdout_split(range(questions)))
-        per_question = len(windows) / len(dev)
-        out.append((f"SQuAD v{version}", {
-            "train_lengths": scaled(windows, round(train_q * per_question), seed=1),
-            "test_lengths": scaled(windows, round(test_q * per_question), seed=2),
-            "per_token": True, "examples": (train_q, test_q)}))
+        for echo in (False, True):
+            windows = [len(w.input_ids) for w in make_qa_features(dev, tokenizer, max_length=384, doc_stride=128,
+                                                                  echo=echo)]
+            per_question = len(windows) / len(dev)
+            out.append((f"SQuAD v{version}, {LAYOUT[echo]}", {
+                "train_lengths": scaled(windows, round(train_q * per_question), seed=1),
+                "test_lengths": scaled(windows, round(test_q * per_question), seed=2),
+                "per_token": True, "examples": (train_q, test_q)}))
     return out
+
+
+LAYOUT = {False: "plain", True: "echo"}
 
 
 def main() -> None:
