@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.head is not None or args.zero_shot in ("all", "head"):
         prepared = task.prepare(tokenizer, test, args, [readout])
         plan = plan_features([], prepared.lengths, lm.config, free_space(lm.lm_head.weight.device),
+                             cached_lengths=([], prepared.cached_lengths),
                              mode=args.features, per_token=task.per_token)
         print(plan.render())
         features = task.extract(model, prepared, [readout], plan.place, "test features")

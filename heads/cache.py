@@ -127,9 +127,11 @@ class StreamedFeatures:
     """
 
     def __init__(self, sequences: list[list[int]], pad_id: int, frozen_pass: FrozenPass, *,
-                 input_device: torch.device | str = "cpu", device: torch.device | str = "cpu") -> None:
+                 input_device: torch.device | str = "cpu", device: torch.device | str = "cpu",
+                 positions: list[list[int]] | None = None) -> None:
         self.sequences = sequences
-        self.lengths = [len(s) for s in sequences]
+        self.positions = positions  # per sequence, the positions kept (as a table would store them); None: all
+        self.lengths = [len(p) for p in positions] if positions is not None else [len(s) for s in sequences]
         self.pad_id = pad_id
         self.frozen_pass = frozen_pass
         self.input_device = torch.device(input_device)
@@ -144,9 +146,21 @@ class StreamedFeatures:
         input_ids, attention_mask = pad_right([self.sequences[i] for i in indices], self.pad_id)
         with torch.no_grad():
             hidden = self.frozen_pass(input_ids.to(self.input_device), attention_mask.to(self.input_device))
+        if self.positions is not None:
+            kept = [self.positions[i] for i in indices]
+            hidden = keep_positions(hidden, kept)
+            attention_mask = (torch.arange(hidden.shape[1])[None, :] < torch.tensor([len(k) for k in kept])[:, None])
+            attention_mask = attention_mask.long()
         mask = attention_mask.to(self.device)
         hidden = hidden.to(self.device, torch.bfloat16).float().masked_fill(~mask.bool()[..., None], 0.0)
         return hidden, mask
+
+
+def keep_positions(hidden: torch.Tensor, positions: list[list[int]]) -> torch.Tensor:
+    """(B, T, C) -> (B, K, C): row b's states at `positions[b]`, right-padded (with position 0's) to the longest."""
+    K = max(len(p) for p in positions)
+    index = torch.tensor([p + [0] * (K - len(p)) for p in positions], device=hidden.device)  # (B, K)
+    return hidden.gather(1, index[..., None].expand(-1, -1, hidden.shape[-1]))
 
 
 def reserve_temp_file(size: int) -> tempfile._TemporaryFileWrapper:

@@ -15,6 +15,7 @@ from data.qa_answers import answer_questions
 from data.qa_features import QAFeature, make_qa_features
 from data.squad import QAExample
 from heads import QuestionAnswerer, StreamedFeatures, TokenFeatureTable, qa_loss
+from heads.cache import keep_positions
 from llama import LlamaConfig, LlamaForCausalLM, Tokenizer
 from llama.chat import chat_prompt
 from llama.generate import generate
@@ -41,15 +42,29 @@ class Readout:
 
 @dataclasses.dataclass
 class Windows:
-    """Every window of every question, ready for the frozen pass."""
+    """Every window of every question, ready for the frozen pass, and the positions the head reads.
+
+    With echo the head reads only the no-answer slot and the context tokens of the second copy
+    (`kept`), so only those states are cached: about half of the window's tokens. `views` are
+    the windows as the head sees them, those positions only, with the labels and offsets
+    renumbered accordingly; without echo they are the windows themselves.
+    """
 
     windows: list[QAFeature]
+    kept: list[list[int]] | None  # per window, its positions the head reads (None: all)
+    views: list[QAFeature]
     pad_id: int
     batch_tokens: int
 
     @property
     def lengths(self) -> list[int]:
+        """Tokens per window in the frozen pass."""
         return [len(w.input_ids) for w in self.windows]
+
+    @property
+    def cached_lengths(self) -> list[int]:
+        """Token states per window in the cache."""
+        return [len(v.input_ids) for v in self.views]
 
 
 @dataclasses.dataclass
@@ -90,7 +105,17 @@ def prepare(tokenizer: Tokenizer, examples: list[QAExample], args: argparse.Name
     """Cut every context into windows (echoed if the readouts ask for it)."""
     windows = make_qa_features(examples, tokenizer, max_length=args.max_length, doc_stride=args.doc_stride,
                                echo=candidates[0].echo)
-    return Windows(windows, tokenizer.pad_id, args.batch_tokens)
+    if not candidates[0].echo:
+        return Windows(windows, None, windows, tokenizer.pad_id, args.batch_tokens)
+    kept = [[0] + [i for i, span in enumerate(w.offsets) if span is not None] for w in windows]
+    return Windows(windows, kept, [head_view(w, k) for w, k in zip(windows, kept)], tokenizer.pad_id,
+                   args.batch_tokens)
+
+
+def head_view(window: QAFeature, kept: list[int]) -> QAFeature:
+    """`window` restricted to the positions `kept` (which hold its labels), renumbered from 0."""
+    return QAFeature(window.example_id, [window.input_ids[i] for i in kept], [window.offsets[i] for i in kept],
+                     kept.index(window.start_position), kept.index(window.end_position))
 
 
 def extract(qa: QuestionAnswerer, prepared: Windows, candidates: list[Readout], place: str,
@@ -106,18 +131,21 @@ def extract(qa: QuestionAnswerer, prepared: Windows, candidates: list[Readout], 
     device = qa.model.embed_tokens.weight.device
     if place == "stream":
         stores = {k: StreamedFeatures(sequences, prepared.pad_id, functools.partial(qa.features, layer=k),
-                                      input_device=device, device=device) for k in layers}
+                                      input_device=device, device=device, positions=prepared.kept) for k in layers}
         padding = 0.0
     else:
-        stores = {k: TokenFeatureTable(lengths, qa.config.hidden_size, place=place, device=device) for k in layers}
+        stores = {k: TokenFeatureTable(prepared.cached_lengths, qa.config.hidden_size, place=place, device=device)
+                  for k in layers}
         batches = token_budget_batches(lengths, prepared.batch_tokens)
         for batch, input_ids, attention_mask in padded_batches(sequences, batches, prepared.pad_id, device, desc):
             for k, hidden in zip(layers, qa.features(input_ids, attention_mask, layer=layers)):
+                if prepared.kept is not None:
+                    hidden = keep_positions(hidden, [prepared.kept[i] for i in batch])
                 stores[k].write_batch(batch, hidden)
         padding = padding_fraction(batches, lengths)
-    return WindowFeatures(stores, prepared.windows, torch.tensor([w.start_position for w in prepared.windows],
-                                                                 device=device),
-                          torch.tensor([w.end_position for w in prepared.windows], device=device), candidates, padding)
+    views = prepared.views
+    return WindowFeatures(stores, views, torch.tensor([v.start_position for v in views], device=device),
+                          torch.tensor([v.end_position for v in views], device=device), candidates, padding)
 
 
 def batch_loss(qa: QuestionAnswerer, features: WindowFeatures, indices: list[int]) -> torch.Tensor:

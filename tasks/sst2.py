@@ -52,7 +52,13 @@ class Prepared:
 
     @property
     def lengths(self) -> list[int]:
+        """Tokens per sequence in the frozen passes."""
         return [len(s) for p in self.passes.values() for s in p.sequences]
+
+    @property
+    def cached_lengths(self) -> list[int]:
+        """One cached vector per sentence (the plan counts sequences, not tokens, for SST-2)."""
+        return [1] * len(self.labels)
 
 
 @dataclasses.dataclass

@@ -132,18 +132,20 @@ class FeaturePlan:
 
 def plan_features(train_lengths: list[int], test_lengths: list[int], config: LlamaConfig, free: FreeSpace, *,
                   mode: str = "auto", per_token: bool = True, cached_layers: int = 1,
-                  examples: tuple[int, int] | None = None) -> FeaturePlan:
+                  examples: tuple[int, int] | None = None,
+                  cached_lengths: tuple[list[int], list[int]] | None = None) -> FeaturePlan:
     """Size the run from its sequences' token lengths and place the cache, before any forward pass.
 
     `auto` takes the first place that holds both tables with its margin: accelerator memory
     (free after the weights), RAM (a fraction of MemAvailable), disk (free at $TMPDIR), else
     streams. `memory` (accelerator, then RAM) and `disk` raise one UserError line when they
-    cannot hold the cache; `stream` always streams.
+    cannot hold the cache; `stream` always streams. `cached_lengths` (train, test): the tokens per
+    sequence that are stored, where fewer than the pass computes (the head reads only some).
     """
     if mode not in MODES:
         raise UserError(f"--features must be one of {', '.join(MODES)}, not {mode!r}")
     need = sum(cache_bytes(config, lengths, per_token=per_token, cached_layers=cached_layers)
-               for lengths in (train_lengths, test_lengths))
+               for lengths in (cached_lengths or (train_lengths, test_lengths)))
     room = usable_room(free)
     return FeaturePlan(
         examples=examples or (len(train_lengths), len(test_lengths)),

@@ -1,0 +1,49 @@
+"""Echoed SQuAD windows cache only what the head reads: the no-answer slot and the second copy's context.
+
+The cache then holds about half of each window's states, and the head's answers must be exactly
+those it gives when it scores every position of the full windows.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+import llama
+from data.qa_answers import answer_questions
+from data.sources import load_task_data
+from heads import QuestionAnswerer
+from tasks import TASKS
+
+ARGS = argparse.Namespace(max_length=160, doc_stride=48, batch_tokens=2048, squad_version="2.0", echo=True,
+                          lookahead="off", layer="last")
+
+
+def test_echo_windows_cache_half_the_states_and_answer_as_the_full_windows_do(tiny):
+    task = TASKS["squad"]
+    _, examples = load_task_data("squad", "sample", "holdout", seed=1, squad_version="2.0", eval_limit=16)
+    lm = llama.load_pretrained(str(tiny), dtype=torch.float32)
+    tokenizer = llama.load_tokenizer(str(tiny))
+    torch.manual_seed(0)
+    qa = QuestionAnswerer(lm.config, backbone=lm.model)
+    (readout,) = task.readouts(ARGS, lm.config)
+    prepared = task.prepare(tokenizer, examples, ARGS, [readout])
+    assert sum(prepared.cached_lengths) < 0.6 * sum(prepared.lengths)
+    for view, window in zip(prepared.views, prepared.windows):  # the labels point at the same tokens
+        kept = [0] + [i for i, span in enumerate(window.offsets) if span is not None]
+        assert kept[view.start_position] == window.start_position and kept[view.end_position] == window.end_position
+    predictions = task.predict(qa, task.extract(qa, prepared, [readout], "ram", "test"), examples, ARGS)
+
+    starts, ends = [], []
+    with torch.no_grad():
+        for window in prepared.windows:  # every position of the full window, one at a time
+            ids = torch.tensor([window.input_ids])
+            hidden = qa.features(ids, torch.ones_like(ids)).to(torch.bfloat16).float()  # as the cache rounds
+            s, e = qa.span_logits(hidden, torch.ones_like(ids))
+            starts.append(s[0].numpy())
+            ends.append(e[0].numpy())
+    answers, no_answer = answer_questions(examples, prepared.windows, starts, ends, allow_no_answer=True)
+    assert [p["text"] for p in predictions] == [answers[e.id] for e in examples]
+    for p, e in zip(predictions, examples):
+        assert abs(p["no_answer_prob"] - no_answer[e.id]) < 1e-4
