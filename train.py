@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> None:
                          free, mode=args.features, per_token=task.per_token,
                          examples=(len(mine["train"]) + len(mine["val"]), len(mine["test"])),
                          cached_lengths=(prepared["train"].cached_lengths + prepared["val"].cached_lengths,
-                                         prepared["test"].cached_lengths))
+                                         prepared["test"].cached_lengths),
+                         depth=max(r.layer for r in candidates))
     distributed.say(f"{len(train):,} training, {len(val):,} validation and {len(test):,} test examples"
                     + (f" ({distributed.world_size()} ranks; the plan is rank 0's share)"
                        if distributed.world_size() > 1 else ""))

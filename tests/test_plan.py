@@ -106,3 +106,10 @@ def test_available_ram_is_memavailable(tmp_path):
     (tmp_path / "meminfo").write_text("MemTotal:  131072000 kB\nMemFree:  1000 kB\nMemAvailable:  120000000 kB\n")
     assert available_ram_bytes(tmp_path / "meminfo") == 120_000_000 * 1024
     assert available_ram_bytes(tmp_path / "missing") > 0  # falls back to the free physical pages
+
+
+def test_a_pass_that_stops_at_an_earlier_block_costs_that_share_of_the_flops():
+    config = llama.load_config("meta-llama/Llama-3.2-1B")
+    lengths = [100, 37, 250]
+    assert forward_flops(config, lengths, depth=8) * 2 == forward_flops(config, lengths)
+    assert forward_flops(config, lengths, depth=16) == forward_flops(config, lengths)

@@ -47,8 +47,8 @@ def parameter_count(config: LlamaConfig) -> int:
             + (0 if config.tie_word_embeddings else embed))
 
 
-def forward_flops(config: LlamaConfig, lengths: list[int]) -> int:
-    """FLOPs of the frozen pass over sequences of `lengths`, padding excluded.
+def forward_flops(config: LlamaConfig, lengths: list[int], depth: int | None = None) -> int:
+    """FLOPs of the frozen pass over sequences of `lengths` through `depth` blocks (default all), padding excluded.
 
     Each matmul weight costs 2 FLOPs (multiply, add) per token: 2 * N * sum(T). Attention adds,
     per layer and sequence, Q K^T and A V, each 2 * T^2 * H * D over the full square; causal
@@ -57,8 +57,9 @@ def forward_flops(config: LlamaConfig, lengths: list[int]) -> int:
     O(C) per token and left out.)
     """
     attention_width = config.num_attention_heads * config.head_dim
-    return (2 * matmul_weights(config) * sum(lengths)
-            + 2 * config.num_hidden_layers * attention_width * sum(t * t for t in lengths))
+    layers = config.num_hidden_layers if depth is None else depth
+    return (2 * matmul_weights(config) * layers // config.num_hidden_layers * sum(lengths)
+            + 2 * layers * attention_width * sum(t * t for t in lengths))
 
 
 def cache_bytes(config: LlamaConfig, lengths: list[int], *, per_token: bool, cached_layers: int = 1) -> int:
@@ -133,7 +134,7 @@ class FeaturePlan:
 def plan_features(train_lengths: list[int], test_lengths: list[int], config: LlamaConfig, free: FreeSpace, *,
                   mode: str = "auto", per_token: bool = True, cached_layers: int = 1,
                   examples: tuple[int, int] | None = None,
-                  cached_lengths: tuple[list[int], list[int]] | None = None) -> FeaturePlan:
+                  cached_lengths: tuple[list[int], list[int]] | None = None, depth: int | None = None) -> FeaturePlan:
     """Size the run from its sequences' token lengths and place the cache, before any forward pass.
 
     `auto` takes the first place that holds both tables with its margin: accelerator memory
@@ -141,6 +142,7 @@ def plan_features(train_lengths: list[int], test_lengths: list[int], config: Lla
     streams. `memory` (accelerator, then RAM) and `disk` raise one UserError line when they
     cannot hold the cache; `stream` always streams. `cached_lengths` (train, test): the tokens per
     sequence that are stored, where fewer than the pass computes (the head reads only some).
+    `depth`: the deepest block the readouts need (the pass stops there); default all.
     """
     if mode not in MODES:
         raise UserError(f"--features must be one of {', '.join(MODES)}, not {mode!r}")
@@ -151,7 +153,7 @@ def plan_features(train_lengths: list[int], test_lengths: list[int], config: Lla
         examples=examples or (len(train_lengths), len(test_lengths)),
         sequences=(len(train_lengths), len(test_lengths)),
         tokens=(sum(train_lengths), sum(test_lengths)),
-        flops=(forward_flops(config, train_lengths), forward_flops(config, test_lengths)),
+        flops=(forward_flops(config, train_lengths, depth), forward_flops(config, test_lengths, depth)),
         cache_bytes=need, per_token=per_token, mode=mode, place=choose_place(mode, need, room), free=free, room=room)
 
 
