@@ -116,11 +116,15 @@ class FeaturePlan:
         seen = [f"{PLACE_NAMES[p]} {gib(self.room[p])} ({gib(size)})" for p, size in
                 (("accelerator", self.free.accelerator), ("ram", self.free.ram), ("disk", self.free.disk))
                 if size is not None]
-        why = {"accelerator": "fits in accelerator memory (no host copy per batch)",
-               "ram": "fits in RAM", "disk": f"fits on disk only (a memmap under {self.free.disk_path})",
-               "stream": "recomputed by the frozen pass every epoch, nothing stored"}[self.place]
-        if self.place == "stream" and self.mode == "auto":
-            why = "fits nowhere, so " + why
+        what = {"accelerator": "no host copy per batch", "ram": "host memory",
+                "disk": f"a memmap under {self.free.disk_path}",
+                "stream": "recomputed by the frozen pass every epoch, nothing stored"}[self.place]
+        if self.mode != "auto":
+            why = f"as asked ({what})"
+        elif self.place == "stream":
+            why = f"fits nowhere, so {what}"
+        else:
+            why = f"the first place that holds it ({what})"
         return "\n".join([
             f"plan: train {n_train:,} examples -> {s_train:,} sequences, {t_train:,} tokens; "
             f"test {n_test:,} -> {s_test:,}, {t_test:,} tokens",
