@@ -24,11 +24,10 @@ from errors import UserError, exit_on_user_error
 from heads import parameter_counts
 from tasks import TASKS
 from training import atomic, distributed, plots
-from training.devices import free_space
+from training.devices import free_space, resolve_device
 from training.hub import push_head
 from training.loop import TrainSettings, train_head
 from training.outputs import HEAD_FILE, render_report, save_head
-from training.devices import resolve_device
 from training.plan import free_after_loading, plan_features
 from training.select import choose_readout
 from training.steps import (RECIPES, apply_task_defaults, build_head, common_parser, evaluate, load_base, load_data,
@@ -67,7 +66,7 @@ def parse_args(argv: list[str] | None):
         raise UserError("--val-fraction must be in [0, 1) and --patience at least 1")
     if args.val_fraction == 0:
         args.patience = None  # nothing to be patient about without a validation slice
-        if args.layer == "auto" or "auto" in (getattr(args, "pool", None), getattr(args, "lookahead", None)):
+        if "auto" in (args.layer, args.pool, args.lookahead):
             raise UserError("an 'auto' readout (--layer, --pool, --lookahead) is chosen on the validation slice: "
                             "give --val-fraction above 0, or fix the readout")
     args.output = Path(args.output or f"runs/{args.task}")
