@@ -1,4 +1,4 @@
-"""SQuAD: per-token frozen features of every window, the start/end head, and a generation baseline."""
+"""SQuAD: windows (plain or echoed), the per-token frozen states the head reads, the start/end head, a generation baseline."""
 
 from __future__ import annotations
 
