@@ -1,4 +1,4 @@
-"""SQuAD: windows (plain or echoed), the per-token frozen states the head reads, the start/end head, a generation baseline."""
+"""SQuAD: windows (plain or echoed), the token states the head reads, the span head, a generation baseline."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SST-2 sentiment: pooled frozen states (last token, mean, or echo), the `score` head, and a prompt zero-shot baseline."""
+"""SST-2 sentiment: pooled frozen states (last token, mean or echo), the `score` head, a prompt baseline."""
 
 from __future__ import annotations
 
