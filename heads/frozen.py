@@ -39,7 +39,9 @@ class FrozenBackboneHead(nn.Module):
         (train.py does) and the head starts the same on a laptop and on a GPU.
         """
         for name, param in self.head.named_parameters():
-            value = torch.empty(param.shape).normal_(std=HEAD_INIT_STD) if name == "weight" else torch.zeros(param.shape)
+            value = torch.zeros(param.shape)
+            if name == "weight":
+                value.normal_(std=HEAD_INIT_STD)
             with torch.no_grad():
                 param.copy_(value)
 

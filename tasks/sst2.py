@@ -168,7 +168,8 @@ def next_token_logits(lm: LlamaForCausalLM, input_ids: torch.Tensor, attention_m
     return pool_last_token(lm.model(input_ids, attention_mask), attention_mask) @ rows.T
 
 
-def score(examples: list[SentenceExample], probs: list[list[float]], args: argparse.Namespace) -> tuple[dict, list[dict]]:
+def score(examples: list[SentenceExample], probs: list[list[float]],
+          args: argparse.Namespace) -> tuple[dict, list[dict]]:
     """Accuracy/precision/recall/F1 and the confusion matrix, and one row per sentence."""
     predictions = [max(range(len(p)), key=p.__getitem__) for p in probs]
     labels = [e.label for e in examples]

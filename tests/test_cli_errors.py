@@ -82,8 +82,8 @@ def test_bad_data_is_one_line_exit_2_and_leaves_no_output_directory(tmp_path, ti
 
 def test_a_window_setting_refused_during_feature_caching_leaves_no_output_directory(tmp_path, tiny):
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "train.py", "--task", "squad", "--squad-version", "2.0", "--model", str(tiny),
-                             "--data", "sample", "--max-length", "80", "--output", str(out)], cwd=ROOT, capture_output=True, text=True,
-                            timeout=120)
+    command = [sys.executable, "train.py", "--task", "squad", "--squad-version", "2.0", "--model", str(tiny),
+               "--data", "sample", "--max-length", "80", "--output", str(out)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "raise max_length" in result.stderr and result.stderr.count("\n") == 1
     assert not out.exists()

@@ -39,8 +39,8 @@ def choose_readout(task: Task, model: FrozenBackboneHead, train_features, val_fe
         row = {**dataclasses.asdict(readout), "val_loss": history[best - 1]["val_loss"], "best_epoch": best,
                "val_metric": lookup(metrics, task.main_metric)}
         rows.append(row)
-        distributed.say(f"readout {dataclasses.asdict(readout)}: validation loss {row['val_loss']:.4f}, "
-                        f"{task.main_metric} {row['val_metric'] if row['val_metric'] is None else round(row['val_metric'], 4)} "
-                        f"(epoch {best})")
+        if metrics is not None:  # rank 0, which holds the scores
+            print(f"readout {dataclasses.asdict(readout)}: validation loss {row['val_loss']:.4f}, "
+                  f"{task.main_metric} {row['val_metric']:.4f} (epoch {best})", flush=True)
     chosen = min(range(len(rows)), key=lambda i: rows[i]["val_loss"])
     return train_features.readouts[chosen], rows
