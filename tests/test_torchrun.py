@@ -38,6 +38,7 @@ def history(out: Path) -> list[dict]:
 @pytest.mark.parametrize("name, argv", [
     ("sst2 with validation", [*SST2, "--zero-shot", "none"]),
     ("squad v2 sample", [*SQUAD, "--zero-shot", "none", "--epochs", "3"]),
+    ("sst2 choosing its readout", [*SST2, "--zero-shot", "none", "--layer", "auto", "--pool", "auto"]),
 ])
 def test_two_processes_train_the_same_head_as_one(name, argv, tiny, tmp_path):
     argv = [*argv, "--model", str(tiny), "--dtype", "float32"]
@@ -51,6 +52,8 @@ def test_two_processes_train_the_same_head_as_one(name, argv, tiny, tmp_path):
     heads = head_tensors(one), head_tensors(two)
     weight = next(k for k in heads[0] if k.endswith("weight"))  # (the QA bias gets no real gradient, see README)
     torch.testing.assert_close(heads[1][weight], heads[0][weight], rtol=1e-4, atol=1e-5)
+    assert json.loads((two / "metrics.json").read_text())["readout"] == \
+        json.loads((one / "metrics.json").read_text())["readout"]
     metrics = [json.loads((out / "metrics.json").read_text())["fine_tuned"] for out in (one, two)]
     assert metrics[1] == pytest.approx(metrics[0], rel=1e-6) if "accuracy" in metrics[0] else \
         metrics[1]["squad"]["f1"] == pytest.approx(metrics[0]["squad"]["f1"], rel=1e-6)
