@@ -80,12 +80,15 @@ def workloads(tokenizer: llama.Tokenizer, sst2_train: Path, squad_dir: Path) -> 
         dev = read_squad_json(squad_dir / f"dev-v{version}.json")
         train_q, test_q = (len(part) for part in holdout_split(range(questions)))
         for echo in (False, True):
-            windows = [len(w.input_ids) for w in make_qa_features(dev, tokenizer, max_length=384, doc_stride=128,
-                                                                  echo=echo)]
+            features = make_qa_features(dev, tokenizer, max_length=384, doc_stride=128, echo=echo)
+            windows = [len(w.input_ids) for w in features]
+            # what the cache keeps: every token (plain); the no-answer slot and the second copy's context (echo)
+            kept = [1 + sum(span is not None for span in w.offsets) if echo else len(w.input_ids) for w in features]
             per_question = len(windows) / len(dev)
+            counts = round(train_q * per_question), round(test_q * per_question)
             out.append((f"SQuAD v{version}, {LAYOUT[echo]}", {
-                "train_lengths": scaled(windows, round(train_q * per_question), seed=1),
-                "test_lengths": scaled(windows, round(test_q * per_question), seed=2),
+                "train_lengths": scaled(windows, counts[0], seed=1), "test_lengths": scaled(windows, counts[1], seed=2),
+                "cached_lengths": (scaled(kept, counts[0], seed=1), scaled(kept, counts[1], seed=2)),
                 "per_token": True, "examples": (train_q, test_q)}))
     return out
 
