@@ -13,10 +13,9 @@ from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from data.qa_answers import answer_questions
 from data.qa_features import QAFeature, make_qa_features
-from data.squad import QAExample, read_squad_json
+from data.squad import QAExample
 from errors import UserError
 from llama import Tokenizer
-from metrics.squad import normalize_answer
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "squad"
 SENTENCES = ["The Normans were the people who gave their name to Normandy, a region in France.",

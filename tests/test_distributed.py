@@ -21,7 +21,6 @@ import torch.multiprocessing as mp
 
 from heads import TokenFeatureTable
 from tasks import TASKS
-from tasks.squad import WindowFeatures
 from tasks.sst2 import PooledFeatures
 from test_loop import HIDDEN, classifier, computed, pooled, question_answerer, settings, windows
 from training import distributed
