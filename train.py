@@ -27,7 +27,7 @@ from training import atomic, distributed, plots
 from training.devices import free_space, resolve_device
 from training.hub import push_head
 from training.loop import TrainSettings, train_head
-from training.outputs import HEAD_FILE, render_report, save_head
+from training.outputs import HEAD_FILE, SELECTION_SCORES, render_report, save_head
 from training.plan import free_after_loading, plan_features
 from training.select import choose_readout
 from training.steps import (RECIPES, apply_task_defaults, build_head, common_parser, evaluate, load_base, load_data,
@@ -225,8 +225,7 @@ def selection_curves(selection: list[dict]) -> dict[str, list[tuple[int, float]]
     """Validation scores by layer, one line per combination of the other readout fields."""
     curves: dict[str, list[tuple[int, float]]] = {}
     for row in selection:
-        name = ", ".join(f"{k}={v}" for k, v in row.items()
-                         if k not in ("layer", "val_loss", "val_metric", "best_epoch")) or "head"
+        name = ", ".join(f"{k}={v}" for k, v in row.items() if k != "layer" and k not in SELECTION_SCORES) or "head"
         curves.setdefault(name, []).append((row["layer"], row["val_metric"]))
     return curves
 

@@ -8,7 +8,7 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
-from data.batching import padded_batches, token_budget_batches
+from data.batching import padded_batches, padding_fraction, token_budget_batches
 from data.sst2 import SentenceExample, encode_sentences
 from errors import UserError
 from heads import SequenceClassifier, pool_last_token
@@ -105,7 +105,7 @@ def extract(classifier: SequenceClassifier, prepared: Prepared, candidates: list
     device = classifier.model.embed_tokens.weight.device
     vectors = torch.empty(len(prepared.labels), len(candidates), classifier.config.hidden_size,
                           device=device if place == "accelerator" else "cpu")
-    padded = real = 0  # tokens computed, and real ones among them
+    all_batches, all_lengths = [], []  # every pass's batches, for the padding fraction
     for echo, sentences in prepared.passes.items():
         wanted = [(i, r) for i, r in enumerate(candidates) if (r.pool == "echo") == echo]
         if not wanted:
@@ -121,10 +121,10 @@ def extract(classifier: SequenceClassifier, prepared: Prepared, candidates: list
             for i, r in wanted:
                 pool = pools.index("last" if r.pool == "last" else "mean")
                 vectors[batch, i] = states[:, pool, layers.index(r.layer)].float().to(vectors.device)
-        padded += sum(len(b) * max(lengths[i] for i in b) for b in batches)
-        real += sum(lengths)
+        all_batches += [[i + len(all_lengths) for i in b] for b in batches]
+        all_lengths += lengths
     return PooledFeatures(vectors, torch.tensor(prepared.labels, device=vectors.device), candidates,
-                          1 - real / padded if padded else 0.0)
+                          padding_fraction(all_batches, all_lengths))
 
 
 def batch_loss(classifier: SequenceClassifier, features: PooledFeatures, indices: list[int]) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The steps train.py and eval.py share: the flags, the device, loading base and data, caching features.
+"""The steps train.py and eval.py share: the flags, loading data (with the validation slice) and base, scoring.
 
 Every task-dependent choice and default comes from the task's record (`tasks.TASKS`).
 """
