@@ -10,6 +10,7 @@ only runs the few-thousand-weight head. Read `main` top to bottom; --help lists 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import sys
@@ -50,7 +51,10 @@ def parse_args(argv: list[str] | None):
                                                 f"{task_defaults('patience')}")
     p.add_argument("--select-limit", type=int, default=2000,
                    help="training examples the candidate readouts are trained on when one is chosen (auto)")
-    p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
+    p.add_argument("--average", action=argparse.BooleanOptionalAction,
+                   help="validate and keep the running mean of every step's head (Polyak averaging) "
+                        f"{task_defaults('average')}")
+    p.add_argument("--weight-decay", type=float, help=f"AdamW weight decay {task_defaults('weight_decay')}")
     p.add_argument("--warmup-ratio", type=float, default=0.0, help="fraction of steps of linear warm-up")
     p.add_argument("--schedule", choices=["linear", "constant"],
                    help=f"learning rate after warm-up: linear decay to 0, or constant {task_defaults('schedule')}")
@@ -112,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     model = build_head(task, lm, args.seed)
     settings = TrainSettings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                              weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
-                             schedule=args.schedule, max_grad_norm=args.max_grad_norm)
+                             schedule=args.schedule, max_grad_norm=args.max_grad_norm, average=args.average)
     # 4. When the flags leave a choice of readout (block, pooling, lookahead), make it on the validation slice:
     #    one frozen pass over up to --select-limit training examples caches every candidate's state.
     readout, selection, features = candidates[0], [], {}
@@ -209,8 +213,8 @@ def write_outputs(args, task, model, base_config, config: dict, metrics: dict, p
     if selection:
         plots.layer_scores(selection_curves(selection), task.main_metric, out / "layers.png")
         pictures.append(("Validation score per layer", "layers.png"))
-    shown = ("recipe", "lr", "batch_size", "epochs", "schedule", "val_fraction", "patience", "seed", "split",
-             "limit", "data", "dtype")
+    shown = ("recipe", "lr", "batch_size", "epochs", "schedule", "weight_decay", "average", "val_fraction",
+             "patience", "seed", "split", "limit", "data", "dtype")
     atomic.write_text(out / "report.md", render_report(
         task=task, model=args.model, metrics=metrics, params=params, history=history,
         examples=predictions[:args.examples], settings={k: config[k] for k in shown}, readout=readout,

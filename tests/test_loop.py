@@ -105,11 +105,12 @@ def test_early_stopping_after_patience_epochs_and_the_schedule_still_spans_the_e
     assert history[-1]["lr"] == pytest.approx(0.05 * (total - last_step) / total)  # far from 0
 
 
-def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("average", [False, True])
+def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path, average):
     train, val = pooled(24, seed=1), pooled(10, seed=4, flip=True)
     run = dict(val_features=val, patience=2)
     uninterrupted = classifier()
-    expected = train_head(uninterrupted, SST2, train, settings(), tmp_path / "full.pt", **run)
+    expected = train_head(uninterrupted, SST2, train, settings(average=average), tmp_path / "full.pt", **run)
 
     calls = {"n": 0}
 
@@ -122,13 +123,48 @@ def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path):
 
     checkpoint = tmp_path / "run.pt"
     with pytest.raises(KeyboardInterrupt):
-        train_head(classifier(), dataclasses.replace(SST2, batch_loss=interrupt_in_epoch_two), train, settings(),
-                   checkpoint, **run)
+        train_head(classifier(), dataclasses.replace(SST2, batch_loss=interrupt_in_epoch_two), train,
+                   settings(average=average), checkpoint, **run)
     assert len(torch.load(checkpoint, weights_only=True)["history"]) == 1
     for attempt in range(2):  # the second resumes a finished (early-stopped) run: no epoch, same head
         resumed = classifier(seed=attempt + 7)  # its own init is overwritten by the checkpoint
-        history = train_head(resumed, SST2, train, settings(), checkpoint, resume=True, **run)
+        history = train_head(resumed, SST2, train, settings(average=average), checkpoint, resume=True, **run)
         assert computed(history) == computed(expected)
         for name, tensor in uninterrupted.head_state_dict().items():
             torch.testing.assert_close(resumed.head_state_dict()[name], tensor, rtol=0, atol=0)
     assert math.isfinite(history[-1]["val_loss"]) and len(history) < settings().epochs
+
+
+def heads_after_every_step(model: SequenceClassifier, train: PooledFeatures, run: TrainSettings) -> list[torch.Tensor]:
+    """Train without averaging and return the head's weight after each optimizer step."""
+    before_each_step = []
+
+    def recording(classifier, features, indices):
+        if torch.is_grad_enabled():  # a training step sees the head the previous step left
+            before_each_step.append(classifier.score.weight.detach().clone())
+        return SST2.batch_loss(classifier, features, indices)
+
+    train_head(model, dataclasses.replace(SST2, batch_loss=recording), train, run)
+    return before_each_step[1:] + [model.score.weight.detach().clone()]
+
+
+def test_averaging_keeps_the_mean_of_every_steps_head_and_takes_the_same_steps():
+    train = pooled(24, seed=1)
+    steps = heads_after_every_step(classifier(), train, settings(epochs=3))
+    assert len(steps) == 18  # 6 steps per epoch
+    averaged = classifier()
+    history = train_head(averaged, SST2, train, settings(epochs=3, average=True))
+    torch.testing.assert_close(averaged.score.weight, torch.stack(steps).mean(0), rtol=0, atol=1e-6)
+    plain = train_head(classifier(), SST2, train, settings(epochs=3))
+    assert computed(history) == computed(plain)  # the steps themselves are unchanged
+    assert not torch.allclose(averaged.score.weight, steps[-1])
+
+
+def test_with_averaging_the_validated_and_restored_head_is_the_mean():
+    model, val = classifier(), pooled(10, seed=2)
+    history = train_head(model, SST2, pooled(24, seed=1), settings(epochs=4, average=True), val_features=val)
+    best = history[-1]["best_epoch"]
+    restored = validation_loss(model, SST2, Shard(val, 0, len(val)), batch_size=4)
+    assert restored == pytest.approx(history[best - 1]["val_loss"], rel=1e-6)
+    plain = train_head(classifier(), SST2, pooled(24, seed=1), settings(epochs=4), val_features=val)
+    assert [r["val_loss"] for r in history] != [r["val_loss"] for r in plain]  # validated: the mean, not the step

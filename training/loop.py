@@ -3,7 +3,10 @@
 The batch order of epoch e depends only on (seed, e), so a run resumed from the
 checkpoint of epoch e-1 replays exactly what an uninterrupted run would have done.
 
-Two things are off by default (without them the loop computes exactly what it always did):
+Three things are off by default (without them the loop computes exactly what it always did):
+- averaging: the head that is validated and kept is the running mean of the head after every
+  optimizer step so far (Polyak averaging), which cancels most of the step-to-step noise of a
+  constant learning rate; the steps themselves are unchanged;
 - validation: after every epoch, the mean loss on held-out validation features; the head of
   the epoch with the lowest one is kept and restored at the end, and training stops early
   once it has not improved for `patience` epochs;
@@ -15,11 +18,12 @@ Two things are off by default (without them the loop computes exactly what it al
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -42,6 +46,42 @@ class TrainSettings:
     warmup_ratio: float = 0.0
     schedule: str = "linear"  # "linear": warm up, then decay to 0 (HF Trainer's default); "constant"
     max_grad_norm: float = 1.0
+    average: bool = False  # validate and keep the mean of every step's head, not the last step's
+
+
+class HeadAverage:
+    """The running mean of the head's tensors over every optimizer step (Polyak-Ruppert averaging).
+
+    With a constant learning rate the head keeps jumping around the loss minimum by about one
+    step; the mean of its positions sits much closer to it. It is a head of the same shape,
+    so it is validated, kept and saved like any other.
+    """
+
+    def __init__(self, model: FrozenBackboneHead, state: dict | None = None) -> None:
+        self.model = model
+        current = model.head.state_dict()  # on the head's device: no host copy per step
+        self.mean = {k: (state["mean"][k].to(v.device) if state else v.detach().clone()) for k, v in current.items()}
+        self.count = state["count"] if state else 0
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """Fold the head's current tensors into the mean (the first update replaces the init)."""
+        self.count += 1
+        for name, value in self.model.head.state_dict().items():
+            self.mean[name].lerp_(value, 1 / self.count)
+
+    def state_dict(self) -> dict:
+        return {"mean": {k: v.cpu().clone() for k, v in self.mean.items()}, "count": self.count}
+
+    @contextlib.contextmanager
+    def swapped_in(self) -> Iterator[None]:
+        """Within the block, the model's head holds the mean; the trained head is put back after."""
+        current = {k: v.detach().clone() for k, v in self.model.head.state_dict().items()}
+        self.model.head.load_state_dict(self.mean)
+        try:
+            yield
+        finally:
+            self.model.head.load_state_dict(current)
 
 
 def lr_lambda(settings: TrainSettings, total_steps: int) -> Callable[[int], float]:
@@ -73,6 +113,8 @@ def train_head(model: FrozenBackboneHead, task: Task, features, settings: TrainS
     rank's `distributed.Shard` of them. Pass only training and validation features: the test
     split must never reach this function, or the selected epoch would be chosen on the test set.
 
+    With `settings.average`, "the head" below is the running mean of every step's head
+    (`HeadAverage`): it is what is validated, kept and returned in the model.
     With `val_features`, the head of the epoch with the lowest validation loss is restored at
     the end; with `patience` too, training stops after `patience` epochs without improvement.
     The learning-rate schedule always spans `settings.epochs` (the cap): a run stopped early
@@ -81,7 +123,7 @@ def train_head(model: FrozenBackboneHead, task: Task, features, settings: TrainS
     History rows: epoch, mean_loss (the mean training loss of the epoch's steps), step_losses,
     lr (of the epoch's last step), seconds; with validation also val_loss and best_epoch
     (1-based, the best so far). A checkpoint after every epoch, written by rank 0, holds what
-    an exact resume needs: head, optimizer, schedule, history, and the best epoch's head.
+    an exact resume needs: head, optimizer, schedule, history, the average, and the best epoch's head.
     `quiet` drops the per-epoch lines (readout selection trains many heads).
     """
     log = (lambda message: None) if quiet else distributed.say
@@ -94,20 +136,23 @@ def train_head(model: FrozenBackboneHead, task: Task, features, settings: TrainS
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(settings, settings.epochs * steps_per_epoch))
     history: list[dict] = []
     best_head: dict[str, torch.Tensor] | None = None
+    saved_average: dict | None = None
     if resume and checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)  # every rank reads it
         model.load_head_state_dict(state["head"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        history, best_head = state["history"], state.get("best_head")
+        history, best_head, saved_average = state["history"], state.get("best_head"), state.get("average")
         log(f"resumed after epoch {len(history)} from {checkpoint}")
+    average = HeadAverage(model, saved_average) if settings.average else None
     while len(history) < settings.epochs and not stalled(history, patience):
-        row = train_epoch(model, task, train, optimizer, scheduler, settings, epoch=len(history))
+        row = train_epoch(model, task, train, optimizer, scheduler, settings, epoch=len(history), average=average)
         if val is not None:
-            row["val_loss"] = validation_loss(model, task, val, settings.batch_size)
-            best_epoch = history[-1]["best_epoch"] if history else None
-            if best_epoch is None or row["val_loss"] < history[best_epoch - 1]["val_loss"]:
-                best_head, best_epoch = model.head_state_dict(), row["epoch"]
+            with average.swapped_in() if average else contextlib.nullcontext():
+                row["val_loss"] = validation_loss(model, task, val, settings.batch_size)
+                best_epoch = history[-1]["best_epoch"] if history else None
+                if best_epoch is None or row["val_loss"] < history[best_epoch - 1]["val_loss"]:
+                    best_head, best_epoch = model.head_state_dict(), row["epoch"]
             row["best_epoch"] = best_epoch
         history.append(row)
         log(f"epoch {row['epoch']}/{settings.epochs}  loss {row['mean_loss']:.4f}  "
@@ -117,12 +162,16 @@ def train_head(model: FrozenBackboneHead, task: Task, features, settings: TrainS
             with atomic_path(checkpoint) as tmp:
                 torch.save({"head": model.head_state_dict(), "optimizer": optimizer.state_dict(),
                             "scheduler": scheduler.state_dict(), "history": history,
+                            **({"average": average.state_dict()} if average else {}),
                             **({"best_head": best_head} if best_head is not None else {})}, tmp)
     if best_head is not None:
         if stalled(history, patience) and len(history) < settings.epochs:
             log(f"stopped early: no better validation loss for {patience} epochs")
         log(f"restoring the head of epoch {history[-1]['best_epoch']} (lowest validation loss)")
         model.load_head_state_dict(best_head)
+    elif average is not None:
+        log(f"keeping the mean of the head over all {average.count} steps")
+        model.head.load_state_dict(average.mean)
     return history
 
 
@@ -141,8 +190,9 @@ def stalled(history: list[dict], patience: int | None) -> bool:
 
 
 def train_epoch(model: FrozenBackboneHead, task: Task, train: distributed.Shard, optimizer: torch.optim.Optimizer,
-                scheduler: torch.optim.lr_scheduler.LRScheduler, settings: TrainSettings, epoch: int) -> dict:
-    """One pass over the global batches of `epoch`; every rank takes the same steps."""
+                scheduler: torch.optim.lr_scheduler.LRScheduler, settings: TrainSettings, epoch: int,
+                average: HeadAverage | None = None) -> dict:
+    """One pass over the global batches of `epoch`; every rank takes the same steps (and `average`s them)."""
     params = [p for group in optimizer.param_groups for p in group["params"]]
     started, losses = time.perf_counter(), []
     batches = epoch_batches(train.total, settings.batch_size, settings.seed, epoch)
@@ -161,6 +211,8 @@ def train_epoch(model: FrozenBackboneHead, task: Task, train: distributed.Shard,
         torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
         optimizer.step()
         scheduler.step()
+        if average is not None:
+            average.update()
         losses.append(batch_mean)
         if bar:
             bar.set_postfix(loss=f"{batch_mean:.4f}")
