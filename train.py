@@ -206,7 +206,7 @@ def write_outputs(args, task, model, base_config, config: dict, metrics: dict, p
                                              "timings": timings, "parameters": params})
     atomic.write_jsonl(out / "predictions.jsonl", predictions)
     pictures = [("Training and validation loss", "curves.png")]
-    plots.loss_curves(history, out / "curves.png")
+    plots.loss_curves(history, out / "curves.png", averaged=args.average)
     if "confusion_matrix" in metrics["fine_tuned"]:
         plots.confusion(metrics["fine_tuned"]["confusion_matrix"], task.label_names, out / "confusion.png")
         pictures.append(("Confusion matrix", "confusion.png"))

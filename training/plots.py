@@ -21,13 +21,17 @@ def _save(figure, path: Path) -> None:
     plt.close(figure)
 
 
-def loss_curves(history: list[dict], path: Path) -> None:
-    """Mean training loss and validation loss per epoch; the kept (best) epoch marked."""
+def loss_curves(history: list[dict], path: Path, averaged: bool = False) -> None:
+    """Mean training loss and validation loss per epoch; the kept (best) epoch marked.
+
+    `averaged`: the validated head is the running mean of the steps' heads (`--average`), while
+    the training loss is that of the steps themselves; the legend says so.
+    """
     figure, axes = plt.subplots(figsize=(5.5, 3.5))
     epochs = [h["epoch"] for h in history]
     axes.plot(epochs, [h["mean_loss"] for h in history], marker=".", label="train")
     if all(h.get("val_loss") is not None for h in history):
-        axes.plot(epochs, [h["val_loss"] for h in history], marker=".", label="validation")
+        axes.plot(epochs, [h["val_loss"] for h in history], marker=".", label="validation (averaged head)" if averaged else "validation")
     best = history[-1].get("best_epoch") if history else None
     if best:
         axes.axvline(best, color="grey", linestyle=":", label=f"kept: epoch {best}")

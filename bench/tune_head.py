@@ -1,0 +1,86 @@
+"""How the converged recipe's head settings were chosen: on a tuning set, never on the test split.
+
+For the run `train.py` would make with the same flags, this caches every candidate readout's
+features for the run's training and validation examples and for `--tuning` other examples of
+the training part (outside the run, so a head never trained or validated on them), then trains
+one head per readout and per setting of a small grid (`--average`, `--weight-decays`) exactly as
+train.py does: same init, same loop, validation-selected epoch. Each row prints the best epoch,
+its validation loss and the head's score on the tuning set. A setting earns its place in the
+recipe when it helps across readouts there, not on the test split.
+
+    python bench/tune_head.py --task sst2 --model smollm2-135m --data ../shared/data/sst2 --split dev \\
+        --limit 2000 --tuning 3000
+    python bench/tune_head.py --task squad --model smollm2-135m --data ../shared/data/squad/dev-v1.1.json \\
+        --limit 400 --eval-limit 200 --tuning 600
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+import llama  # noqa: E402
+import train as train_script  # noqa: E402
+from data.sources import FORMATS, load_task_data  # noqa: E402
+from data.splits import take  # noqa: E402
+from errors import exit_on_user_error  # noqa: E402
+from tasks import TASKS  # noqa: E402
+from training.devices import resolve_device  # noqa: E402
+from training.loop import TrainSettings, train_head  # noqa: E402
+from training.outputs import lookup  # noqa: E402
+from training.steps import build_head, evaluate, load_base, load_data  # noqa: E402
+
+
+def tuning_examples(args: argparse.Namespace, run: list, n: int) -> list:
+    """n examples of the training part that the run neither trains nor validates on (seeded)."""
+    part, _ = load_task_data(args.task, args.data, args.split, seed=args.seed,
+                              squad_version=args.squad_version or "1.1")
+    used = {repr(e) for e in run}
+    outside = [e for e in part if repr(e) not in used]
+    return take(outside, n, args.seed + 5, FORMATS[args.task].group)
+
+
+@exit_on_user_error
+def main() -> None:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--tuning", type=int, default=1000, help="tuning examples outside the run")
+    p.add_argument("--weight-decays", default="0,1", help="comma-separated AdamW weight decays to try")
+    p.add_argument("--averages", default="off,on", help="comma-separated: head averaging off and/or on")
+    own, rest = p.parse_known_args()
+    args = train_script.parse_args(rest)
+    task = TASKS[args.task]
+    train, val, _ = load_data(args)
+    tuning = tuning_examples(args, train + val, own.tuning)
+    print(f"{len(train)} training, {len(val)} validation, {len(tuning)} tuning examples", flush=True)
+    lm = load_base(args, *resolve_device(args.device, args.dtype))
+    tokenizer = llama.load_tokenizer(args.model, revision=args.revision)
+    model = build_head(task, lm, args.seed)
+    candidates = task.readouts(args, lm.config)
+    features = {name: task.extract(model, task.prepare(tokenizer, part, args, candidates), candidates, "ram", name)
+                for name, part in (("train", train), ("val", val), ("tuning", tuning))}
+    grid = [(average == "on", float(decay)) for average in own.averages.split(",")
+            for decay in own.weight_decays.split(",")]
+    print(f"| readout | average | weight decay | best epoch | validation loss | tuning {task.main_metric} |")
+    print("|---|---|---:|---:|---:|---:|")
+    for readout in candidates:
+        for average, decay in grid:
+            torch.manual_seed(args.seed)
+            model.reset_head()
+            settings = TrainSettings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
+                                     schedule=args.schedule, weight_decay=decay, average=average)
+            history = train_head(model, task, features["train"].only(readout), settings,
+                                 val_features=features["val"].only(readout), patience=args.patience, quiet=True)
+            best = history[-1]["best_epoch"]
+            metrics, _ = evaluate(task, model, features["tuning"].only(readout), tuning, tuning, args)
+            print(f"| {dataclasses.asdict(readout)} | {'on' if average else 'off'} | {decay:g} | {best} | "
+                  f"{history[best - 1]['val_loss']:.4f} | {lookup(metrics, task.main_metric):.4f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
