@@ -240,7 +240,7 @@ SQUAD = Task(
     name="squad", head_class=QuestionAnswerer, label_names=("start", "end"),
     defaults={"data": "squad", "squad_version": "1.1", "max_length": 384, "doc_stride": 128},
     recipes={"converged": {"lr": 1e-3, "batch_size": 16, "epochs": 60, "schedule": "constant",
-                           "weight_decay": 1.0, "average": True,
+                           "weight_decay": 0.0, "average": True,
                            "val_fraction": 0.1, "patience": 5, "layer": "auto", "echo": True, "lookahead": "off"},
              "report": {"lr": 5e-5, "batch_size": 32, "epochs": 2, "schedule": "linear",
                         "weight_decay": 0.0, "average": False,

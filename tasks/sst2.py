@@ -190,7 +190,7 @@ SST2 = Task(
     name="sst2", head_class=SequenceClassifier, label_names=LABEL_NAMES,
     defaults={"data": "sst2"},
     recipes={"converged": {"lr": 1e-3, "batch_size": 32, "epochs": 100, "schedule": "constant",
-                           "weight_decay": 1.0, "average": True,
+                           "weight_decay": 0.0, "average": True,
                            "val_fraction": 0.1, "patience": 10, "layer": "auto", "pool": "auto"},
              "report": {"lr": 2e-5, "batch_size": 16, "epochs": 3, "schedule": "linear",
                         "weight_decay": 0.0, "average": False,
