@@ -21,7 +21,7 @@ from training.devices import free_space
 from training.hub import push_head
 from training.outputs import load_head
 from training.plan import plan_features
-from training.steps import apply_task_defaults, build_head, common_parser, evaluate, load_base_and_data
+from training.steps import apply_decision, apply_task_defaults, build_head, common_parser, evaluate, load_base_and_data
 
 INHERITED = ("model", "revision", "data", "split", "squad_version", "seed", "limit", "eval_limit",
              "max_length", "doc_stride", "dtype")
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"zero-shot (untrained head): {task.headline(metrics['zero_shot_head'])}")
         if args.head is not None:
             model.load_head_state_dict(tensors)
+            apply_decision(args, json.loads(metadata.get("decision", "{}")))  # e.g. the no-answer threshold
             metrics["fine_tuned"], predictions = evaluate(task, model, features, test, test, args)
             print(f"head from {args.head} (base {metadata['base_model']}): {task.headline(metrics['fine_tuned'])}")
     if args.zero_shot in ("all", "prompt"):

@@ -31,8 +31,8 @@ from training.loop import TrainSettings, train_head
 from training.outputs import HEAD_FILE, SELECTION_SCORES, render_report, save_head
 from training.plan import free_after_loading, plan_features
 from training.select import choose_readout
-from training.steps import (RECIPES, apply_task_defaults, build_head, common_parser, evaluate, load_base, load_data,
-                            score_on_main, task_defaults)
+from training.steps import (RECIPES, apply_decision, apply_task_defaults, build_head, common_parser, evaluate,
+                            load_base, load_data, score_on_main, task_defaults)
 
 RUN_FLAGS = ("resume", "overwrite", "push_to_hub", "dry_run")  # may differ between a run and its resumption
 
@@ -164,13 +164,21 @@ def main(argv: list[str] | None = None) -> None:
               "rerun the same command with --resume", file=sys.stderr)
         sys.exit(130)
     timings["training_seconds"] = lap()
-    # 8. Evaluate the trained head on the test split and write everything (rank 0).
+    # 8. What the prediction rule leaves open (SQuAD 2.0: when to answer ""), chosen on the validation slice.
+    decision = {}
+    if val:
+        val_metrics, _ = evaluate(task, model, features["val"], mine["val"], val, args)
+        decision = task.decision_rule(args, val_metrics)  # {} on ranks other than 0, which never score
+        apply_decision(args, decision)
+        if decision:
+            distributed.say(f"chosen on the validation slice: {decision}")
+    # 9. Evaluate the trained head on the test split and write everything (rank 0).
     metrics["fine_tuned"], predictions = evaluate(task, model, test_part, mine["test"], test, args)
     show(task, "fine-tuned", metrics["fine_tuned"])
     timings["evaluation_seconds"] = lap()
     if distributed.is_main():
         write_outputs(args, task, model, lm.config, config, metrics, predictions, history,
-                      dataclasses.asdict(readout), selection, timings)
+                      dataclasses.asdict(readout), selection, decision, timings)
     distributed.teardown()
 
 
@@ -194,13 +202,16 @@ def show(task, label: str, metrics: dict | None) -> None:
 
 
 def write_outputs(args, task, model, base_config, config: dict, metrics: dict, predictions: list[dict],
-                  history: list[dict], readout: dict, selection: list[dict], timings: dict) -> None:
+                  history: list[dict], readout: dict, selection: list[dict], decision: dict,
+                  timings: dict) -> None:
     """The head, metrics, predictions, pictures and report.md, each written atomically; optionally pushed."""
     out = args.output
     save_head(out / HEAD_FILE, model.head_state_dict(), base_model=args.model, config=base_config,
-              task=task.name, label_names=task.label_names, revision=args.revision, readout=readout)
+              task=task.name, label_names=task.label_names, revision=args.revision, readout=readout,
+              decision=decision)
     params = parameter_counts(model)
     atomic.write_json(out / "metrics.json", {**metrics, "readout": readout, "selection": selection,
+                                             "decision": decision,
                                              "history": [{k: v for k, v in h.items() if k != "step_losses"}
                                                          for h in history],
                                              "timings": timings, "parameters": params})
@@ -217,7 +228,7 @@ def write_outputs(args, task, model, base_config, config: dict, metrics: dict, p
              "patience", "seed", "split", "limit", "data", "dtype")
     atomic.write_text(out / "report.md", render_report(
         task=task, model=args.model, metrics=metrics, params=params, history=history,
-        examples=predictions[:args.examples], settings={k: config[k] for k in shown}, readout=readout,
+        examples=predictions[:args.examples], settings={**{k: config[k] for k in shown}, **decision}, readout=readout,
         selection=selection, pictures=pictures))
     print(f"wrote {out}/: {HEAD_FILE}, metrics.json, predictions.jsonl, report.md, "
           + ", ".join(name for _, name in pictures))

@@ -156,7 +156,8 @@ def batch_loss(qa: QuestionAnswerer, features: WindowFeatures, indices: list[int
 
 def predict(qa: QuestionAnswerer, features: WindowFeatures, examples: list[QAExample], args: argparse.Namespace,
             batch_size: int = 64) -> list[dict]:
-    """Head logits -> the best span per question (and, for SQuAD 2.0, its no-answer probability)."""
+    """Head logits -> the best span per question (and, for SQuAD 2.0, its no-answer probability:
+    sigmoid(null score - best span score), 0.5 where the two are equal)."""
     start_logits: list[np.ndarray] = []
     end_logits: list[np.ndarray] = []
     with torch.no_grad():
@@ -168,11 +169,11 @@ def predict(qa: QuestionAnswerer, features: WindowFeatures, examples: list[QAExa
                 T = len(features.windows[index].input_ids)
                 start_logits.append(s[row, :T].numpy())
                 end_logits.append(e[row, :T].numpy())
-    with_no_answer = args.squad_version == "2.0"
-    answers, no_answer_probs = answer_questions(
-        examples, features.windows, start_logits, end_logits, allow_no_answer=with_no_answer)
-    return [{"text": answers[e.id], **({"no_answer_prob": no_answer_probs[e.id]} if with_no_answer else {})}
-            for e in examples]
+    spans, no_answer_probs = answer_questions(examples, features.windows, start_logits, end_logits)
+    if args.squad_version != "2.0":
+        return [{"text": spans[e.id]} for e in examples]
+    # The best span is kept even where the no-answer slot wins: `score` abstains by the threshold.
+    return [{"text": spans[e.id], "no_answer_prob": no_answer_probs[e.id]} for e in examples]
 
 
 def prompt_predict(lm: LlamaForCausalLM, tokenizer: Tokenizer, examples: list[QAExample], args: argparse.Namespace,
@@ -202,13 +203,19 @@ def prompt_predict(lm: LlamaForCausalLM, tokenizer: Tokenizer, examples: list[QA
 
 
 def score(examples: list[QAExample], predictions: list[dict], args: argparse.Namespace) -> tuple[dict, list[dict]]:
-    """Official SQuAD scores over all questions (with the no-answer probabilities when every prediction
-    has one: the SQuAD 2.0 head); BLEU/ROUGE over the answerable ones."""
-    answers = {e.id: p["text"] for e, p in zip(examples, predictions)}
+    """Official SQuAD scores over all questions; BLEU/ROUGE over the answerable ones.
+
+    With no-answer probabilities (the SQuAD 2.0 head) a question is answered "" where its
+    probability is above `--no-answer-threshold`; they also give the official best_* keys.
+    """
     with_probs = bool(predictions) and all("no_answer_prob" in p for p in predictions)
     no_answer_probs = {e.id: p["no_answer_prob"] for e, p in zip(examples, predictions)} if with_probs else None
+    spans = {e.id: p["text"] for e, p in zip(examples, predictions)}
+    threshold = no_answer_threshold(args) if with_probs else 1.0
+    answers = {i: "" if with_probs and no_answer_probs[i] > threshold else text for i, text in spans.items()}
     references = {e.id: ([] if e.is_impossible else e.answers) for e in examples}
-    results = {"squad": squad.scores(answers, references, no_answer_probs=no_answer_probs)}
+    results = {"squad": squad.scores(spans, references, no_answer_probs=no_answer_probs,
+                                     no_answer_threshold=threshold)}
     answerable = [e for e in examples if not e.is_impossible]
     if answerable:
         texts = [answers[e.id] for e in answerable]
@@ -221,6 +228,24 @@ def score(examples: list[QAExample], predictions: list[dict], args: argparse.Nam
     return results, rows
 
 
+def no_answer_threshold(args: argparse.Namespace) -> float:
+    """--no-answer-threshold as a probability; auto before the validation slice has chosen it: 0.5,
+    where the no-answer slot's score and the best span's are equal."""
+    return 0.5 if args.no_answer_threshold == "auto" else float(args.no_answer_threshold)
+
+
+def decision_rule(args: argparse.Namespace, val_metrics: dict | None) -> dict:
+    """SQuAD 2.0, --no-answer-threshold auto: the threshold with the best validation F1.
+
+    It is the official script's `best_f1_thresh`, found on the validation slice: a head trained
+    with cross-entropy puts the no-answer slot's score where the unanswerable questions and the
+    windows without the answer pull it, not where abstaining pays off in F1.
+    """
+    if args.no_answer_threshold != "auto" or val_metrics is None or "best_f1_thresh" not in val_metrics["squad"]:
+        return {}
+    return {"no_answer_threshold": val_metrics["squad"]["best_f1_thresh"]}
+
+
 def headline(metrics: dict) -> str:
     s = metrics["squad"]
     return f"exact {s['exact']:.2f}  f1 {s['f1']:.2f}  (0-100)"
@@ -231,22 +256,25 @@ def metric_rows(metrics: dict) -> list[tuple[str, str]]:
     rows = [("Exact match (0-100)", "squad.exact"), ("Token F1 (0-100)", "squad.f1")]
     if "NoAns_total" in metrics.get("fine_tuned", {}).get("squad", {}):
         rows += [("HasAns F1 (0-100)", "squad.HasAns_f1"), ("NoAns exact (0-100)", "squad.NoAns_exact"),
-                 ("Best F1 (0-100)", "squad.best_f1")]
+                 ("Best F1, threshold fitted on the test split (0-100)", "squad.best_f1")]
     return rows + [("BLEU (0-1)", "bleu.bleu"), ("ROUGE-1 (0-1)", "rouge.rouge1"),
                    ("ROUGE-2 (0-1)", "rouge.rouge2"), ("ROUGE-L (0-1)", "rouge.rougeL")]
 
 
 SQUAD = Task(
     name="squad", head_class=QuestionAnswerer, label_names=("start", "end"),
-    defaults={"data": "squad", "squad_version": "1.1", "max_length": 384, "doc_stride": 128},
+    defaults={"data": "squad", "squad_version": "1.1", "max_length": 384, "doc_stride": 128,
+              "no_answer_threshold": "auto"},
     recipes={"converged": {"lr": 1e-3, "batch_size": 16, "epochs": 60, "schedule": "constant",
                            "weight_decay": 0.0, "average": True,
                            "val_fraction": 0.1, "patience": 5, "layer": "auto", "echo": True, "lookahead": "off"},
              "report": {"lr": 5e-5, "batch_size": 32, "epochs": 2, "schedule": "linear",
                         "weight_decay": 0.0, "average": False,
                         "val_fraction": 0.0, "layer": "last", "echo": False, "lookahead": "off"}},
-    own_flags=("squad_version", "max_length", "doc_stride", "echo", "lookahead"), per_token=True,
+    own_flags=("squad_version", "max_length", "doc_stride", "echo", "lookahead", "no_answer_threshold"),
+    per_token=True,
     main_metric="squad.f1",
     readouts=readouts, readout_from=readout_from, prepare=prepare, extract=extract, batch_loss=batch_loss,
-    predict=predict, prompt_predict=prompt_predict, score=score, headline=headline, metric_rows=metric_rows,
+    predict=predict, prompt_predict=prompt_predict, score=score, decision_rule=decision_rule,
+    headline=headline, metric_rows=metric_rows,
 )

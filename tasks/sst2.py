@@ -178,6 +178,11 @@ def score(examples: list[SentenceExample], probs: list[list[float]],
     return classification.scores(predictions, labels, positive_label=1), rows
 
 
+def decision_rule(args: argparse.Namespace, val_metrics: dict | None) -> dict:
+    """Nothing to choose: the predicted class is the likelier one."""
+    return {}
+
+
 def headline(metrics: dict) -> str:
     return f"accuracy {metrics['accuracy']:.4f}  f1 {metrics['f1']:.4f}"
 
@@ -197,5 +202,6 @@ SST2 = Task(
                         "val_fraction": 0.0, "layer": "last", "pool": "last"}},
     own_flags=("pool",), per_token=False, main_metric="accuracy",
     readouts=readouts, readout_from=readout_from, prepare=prepare, extract=extract, batch_loss=batch_loss,
-    predict=predict, prompt_predict=prompt_predict, score=score, headline=headline, metric_rows=metric_rows,
+    predict=predict, prompt_predict=prompt_predict, score=score, decision_rule=decision_rule,
+    headline=headline, metric_rows=metric_rows,
 )

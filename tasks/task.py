@@ -5,7 +5,7 @@ Everything that differs between SST-2 and SQuAD lives in one `Task` value per ta
 they run: they call its operations, in this order:
 
     readouts -> prepare (tokens, cheap) -> extract (the frozen pass) -> batch_loss (training)
-    -> predict -> score;  prompt_predict -> score for the language model's own answers.
+    -> predict -> decision_rule (on validation) -> score;  prompt_predict -> score for the LM's own answers.
 
 A *readout* says which frozen state the head reads (the block, the pooling or layout): a
 frozen dataclass of the task's own, recorded in the head file so eval.py rebuilds the same.
@@ -55,6 +55,9 @@ class Task:
     # The language model's own zero-shot prediction per example: (lm, tokenizer, examples, args).
     prompt_predict: Callable[[LlamaForCausalLM, Tokenizer, list, argparse.Namespace], list]
     score: Callable[[list, list, argparse.Namespace], Scores]  # (examples, predictions, args)
+    # The prediction rule's free settings, chosen on the validation slice's metrics after training (SQuAD 2.0:
+    # the no-answer threshold): (args, validation metrics or None) -> {flag: value}; {} when nothing is left.
+    decision_rule: Callable[[argparse.Namespace, dict | None], dict]
     headline: Callable[[dict], str]  # the one line of scores printed after each evaluation
     metric_rows: Callable[[dict], list[tuple[str, str]]]  # report.md rows: (label, key path into metrics)
 

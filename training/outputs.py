@@ -34,12 +34,15 @@ def config_fingerprint(config: LlamaConfig) -> str:
 
 
 def save_head(path: Path, tensors: dict[str, torch.Tensor], *, base_model: str, config: LlamaConfig,
-              task: str, label_names: tuple[str, ...], revision: str | None, readout: dict) -> None:
-    """Only the head's tensors, plus metadata naming the base model they belong to and the readout
-    (block, pooling, layout) they were trained on, which eval.py rebuilds."""
+              task: str, label_names: tuple[str, ...], revision: str | None, readout: dict,
+              decision: dict | None = None) -> None:
+    """Only the head's tensors, plus metadata naming the base model they belong to, the readout
+    (block, pooling, layout) they were trained on, which eval.py rebuilds, and the prediction rule's
+    settings chosen on validation (`Task.decision_rule`), which eval.py applies."""
     metadata = {"base_model": base_model, "base_revision": revision or "",
                 "base_config_sha256": config_fingerprint(config), "task": task,
-                "label_names": json.dumps(list(label_names)), "readout": json.dumps(readout)}
+                "label_names": json.dumps(list(label_names)), "readout": json.dumps(readout),
+                "decision": json.dumps(decision or {})}
     with atomic_path(path) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
 

@@ -45,6 +45,19 @@ def task_defaults(flag: str) -> str:
     return "(default" + recipes + ": " + ", ".join(f"{t.name} {value(t)}" for t in TASKS.values()) + ")"
 
 
+def no_answer_threshold(text: str) -> str | float:
+    """--no-answer-threshold: auto, or a probability."""
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or a probability, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a probability between 0 and 1")
+    return value
+
+
 def common_parser(description: str) -> ArgumentParser:
     p = ArgumentParser(description=description, formatter_class=DefaultsHelp)
     p.add_argument("--task", required=True, choices=list(TASKS), help="which task head")
@@ -74,6 +87,10 @@ def common_parser(description: str) -> ArgumentParser:
                         f"{task_defaults('echo')}")
     p.add_argument("--lookahead", choices=["auto", "on", "off"],
                    help=f"SQuAD: end logits from the next token's state {task_defaults('lookahead')}")
+    p.add_argument("--no-answer-threshold", type=no_answer_threshold, metavar="auto|P",
+                   help="SQuAD 2.0: answer '' where the no-answer probability is above P; auto: the threshold "
+                        "with the best F1 on the validation slice (0.5 without one) "
+                        f"{task_defaults('no_answer_threshold')}")
     p.add_argument("--zero-shot", choices=ZERO_SHOT, default="all",
                    help="baselines: the untrained head (head), the LM prompted (prompt), both, or none")
     p.add_argument("--dtype", choices=["auto", *DTYPES], default="auto",
@@ -159,6 +176,14 @@ def evaluate(task: Task, model, features, examples: list, all_examples: list,
     order. Ranks other than 0 get (None, None).
     """
     return score_on_main(task, task.predict(model, features, examples, args), all_examples, args)
+
+
+def apply_decision(args: argparse.Namespace, decision: dict) -> None:
+    """Fill the flags left at auto with the prediction rule's settings chosen on validation
+    (`Task.decision_rule`); a value given on the command line stays."""
+    for flag, value in decision.items():
+        if getattr(args, flag) == "auto":
+            setattr(args, flag, value)
 
 
 def score_on_main(task: Task, predictions: list, all_examples: list,
