@@ -24,7 +24,7 @@ from training.plan import plan_features
 from training.steps import apply_decision, apply_task_defaults, build_head, common_parser, evaluate, load_base_and_data
 
 INHERITED = ("model", "revision", "data", "split", "squad_version", "seed", "limit", "eval_limit",
-             "max_length", "doc_stride", "dtype")
+             "max_length", "doc_stride", "dtype", "no_answer_threshold")
 
 
 def resolve_head(head: str) -> Path:

@@ -81,10 +81,13 @@ def test_a_threshold_given_on_the_command_line_is_kept():
     assert given.no_answer_threshold == 0.3 and auto.no_answer_threshold == 0.9
 
 
+AUTO = [*SQUAD, "--no-answer-threshold", "auto", "--zero-shot", "none"]
+
+
 @pytest.fixture(scope="module")
 def v2_run(tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("v2") / "run"
-    assert run(train_script, [*SQUAD, "--model", str(tiny), "--zero-shot", "none", "--output", str(out)])[0] == 0
+    assert run(train_script, [*AUTO, "--model", str(tiny), "--output", str(out)])[0] == 0
     return out
 
 
@@ -112,6 +115,20 @@ def test_the_test_answers_never_change_the_threshold(v2_run, tiny, tmp_path, mon
 
     monkeypatch.setattr(training.steps, "load_task_data", unanswerable_test)
     out = tmp_path / "unanswerable"
-    assert run(train_script, [*SQUAD, "--model", str(tiny), "--zero-shot", "none", "--output", str(out)])[0] == 0
+    assert run(train_script, [*AUTO, "--model", str(tiny), "--output", str(out)])[0] == 0
     assert metrics_of(out)["decision"] == metrics_of(v2_run)["decision"]
     assert metrics_of(out)["history"][-1]["val_loss"] == metrics_of(v2_run)["history"][-1]["val_loss"]
+
+
+def test_a_fixed_threshold_chooses_nothing_and_eval_inherits_it(tiny, tmp_path):
+    out = tmp_path / "fixed"
+    argv = [*SQUAD, "--no-answer-threshold", "0.8", "--zero-shot", "none", "--model", str(tiny), "--output", str(out)]
+    assert run(train_script, argv)[0] == 0
+    metrics = metrics_of(out)
+    assert metrics["decision"] == {}
+    assert run(eval_script, ["--task", "squad", "--head", str(out), "--output", str(tmp_path / "eval")])[0] == 0
+    assert metrics_of(tmp_path / "eval")["fine_tuned"] == metrics["fine_tuned"]
+    abstain = ["--task", "squad", "--head", str(out), "--no-answer-threshold", "0", "--output", str(tmp_path / "zero")]
+    assert run(eval_script, abstain)[0] == 0  # a threshold given to eval.py wins: 0 abstains everywhere
+    scores = metrics_of(tmp_path / "zero")["fine_tuned"]["squad"]
+    assert scores["f1"] == pytest.approx(100 * scores["NoAns_total"] / scores["total"])

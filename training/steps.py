@@ -88,8 +88,8 @@ def common_parser(description: str) -> ArgumentParser:
     p.add_argument("--lookahead", choices=["auto", "on", "off"],
                    help=f"SQuAD: end logits from the next token's state {task_defaults('lookahead')}")
     p.add_argument("--no-answer-threshold", type=no_answer_threshold, metavar="auto|P",
-                   help="SQuAD 2.0: answer '' where the no-answer probability is above P; auto: the threshold "
-                        "with the best F1 on the validation slice (0.5 without one) "
+                   help="SQuAD 2.0: answer '' where the no-answer probability is above P (0.5: where the slot "
+                        "outscores the best span); auto: the threshold with the best F1 on the validation slice "
                         f"{task_defaults('no_answer_threshold')}")
     p.add_argument("--zero-shot", choices=ZERO_SHOT, default="all",
                    help="baselines: the untrained head (head), the LM prompted (prompt), both, or none")
