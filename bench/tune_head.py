@@ -12,11 +12,15 @@ recipe when it helps across readouts there, not on the test split.
         --limit 2000 --tuning 3000
     python bench/tune_head.py --task squad --model smollm2-135m --data ../shared/data/squad/dev-v1.1.json \\
         --limit 400 --eval-limit 200 --tuning 600
+    python bench/tune_head.py --task squad --squad-version 2.0 --model smollm2-135m \\
+        --data ../shared/data/squad/dev-v2.0.json --limit 400 --eval-limit 200 --tuning 600 --layer 20 \\
+        --averages on --weight-decays 0 --no-answer-thresholds 0,0.5,0.9,auto,1
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import sys
 from pathlib import Path
@@ -29,12 +33,12 @@ import llama  # noqa: E402
 import train as train_script  # noqa: E402
 from data.sources import FORMATS, load_task_data  # noqa: E402
 from data.splits import take  # noqa: E402
-from errors import exit_on_user_error  # noqa: E402
+from errors import UserError, exit_on_user_error  # noqa: E402
 from tasks import TASKS  # noqa: E402
 from training.devices import resolve_device  # noqa: E402
 from training.loop import TrainSettings, train_head  # noqa: E402
 from training.outputs import lookup  # noqa: E402
-from training.steps import build_head, evaluate, load_base, load_data  # noqa: E402
+from training.steps import apply_decision, build_head, evaluate, load_base, load_data  # noqa: E402
 
 
 def tuning_examples(args: argparse.Namespace, run: list, n: int) -> list:
@@ -52,9 +56,14 @@ def main() -> None:
     p.add_argument("--tuning", type=int, default=1000, help="tuning examples outside the run")
     p.add_argument("--weight-decays", default="0,1", help="comma-separated AdamW weight decays to try")
     p.add_argument("--averages", default="off,on", help="comma-separated: head averaging off and/or on")
+    p.add_argument("--no-answer-thresholds", default="",
+                   help="SQuAD 2.0: comma-separated thresholds (P, or auto: chosen on validation) to score at")
     own, rest = p.parse_known_args()
     args = train_script.parse_args(rest)
     task = TASKS[args.task]
+    thresholds = [t for t in own.no_answer_thresholds.split(",") if t]
+    if thresholds and getattr(args, "squad_version", None) != "2.0":
+        raise UserError("--no-answer-thresholds needs --task squad --squad-version 2.0")
     train, val, _ = load_data(args)
     tuning = tuning_examples(args, train + val, own.tuning)
     print(f"{len(train)} training, {len(val)} validation, {len(tuning)} tuning examples", flush=True)
@@ -66,8 +75,9 @@ def main() -> None:
                 for name, part in (("train", train), ("val", val), ("tuning", tuning))}
     grid = [(average == "on", float(decay)) for average in own.averages.split(",")
             for decay in own.weight_decays.split(",")]
-    print(f"| readout | average | weight decay | best epoch | validation loss | tuning {task.main_metric} |")
-    print("|---|---|---:|---:|---:|---:|")
+    columns = [f"tuning {task.main_metric}" + (f" at {t}" if t else "") for t in thresholds or [""]]
+    print("| readout | average | weight decay | best epoch | validation loss | " + " | ".join(columns) + " |")
+    print("|---|---|---:|---:|---:|" + "---:|" * len(columns))
     for readout in candidates:
         for average, decay in grid:
             torch.manual_seed(args.seed)
@@ -77,9 +87,24 @@ def main() -> None:
             history = train_head(model, task, features["train"].only(readout), settings,
                                  val_features=features["val"].only(readout), patience=args.patience, quiet=True)
             best = history[-1]["best_epoch"]
-            metrics, _ = evaluate(task, model, features["tuning"].only(readout), tuning, tuning, args)
+            scores = [tuning_score(task, model, features, readout, val, tuning, args, t) for t in thresholds or [None]]
             print(f"| {dataclasses.asdict(readout)} | {'on' if average else 'off'} | {decay:g} | {best} | "
-                  f"{history[best - 1]['val_loss']:.4f} | {lookup(metrics, task.main_metric):.4f} |", flush=True)
+                  f"{history[best - 1]['val_loss']:.4f} | " + " | ".join(scores) + " |", flush=True)
+
+
+def tuning_score(task, model, features: dict, readout, val: list, tuning: list, args: argparse.Namespace,
+                 threshold: str | None) -> str:
+    """The trained head's score on the tuning set; SQuAD 2.0 at a no-answer `threshold` (auto: chosen on
+    validation, as train.py --no-answer-threshold auto does, and shown in brackets)."""
+    args = copy.copy(args)
+    if threshold is not None:
+        args.no_answer_threshold = threshold if threshold == "auto" else float(threshold)
+    if threshold == "auto":
+        val_metrics, _ = evaluate(task, model, features["val"].only(readout), val, val, args)
+        apply_decision(args, task.decision_rule(args, val_metrics))
+    metrics, _ = evaluate(task, model, features["tuning"].only(readout), tuning, tuning, args)
+    chosen = f" ({float(args.no_answer_threshold):.3f})" if threshold == "auto" else ""
+    return f"{lookup(metrics, task.main_metric):.4f}{chosen}"
 
 
 if __name__ == "__main__":
