@@ -166,9 +166,8 @@ def main(argv: list[str] | None = None) -> None:
     timings["training_seconds"] = lap()
     # 8. What the prediction rule leaves open (SQuAD 2.0: when to answer ""), chosen on the validation slice.
     decision = {}
-    if val:
-        val_metrics, _ = evaluate(task, model, features["val"], mine["val"], val, args)
-        decision = task.decision_rule(args, val_metrics)  # {} on ranks other than 0, which never score
+    if val:  # only a task with something to choose scores the slice; ranks other than 0 get {} and never score
+        decision = task.decision_rule(args, lambda: evaluate(task, model, features["val"], mine["val"], val, args)[0])
         apply_decision(args, decision)
         if decision:
             distributed.say(f"chosen on the validation slice: {decision}")

@@ -100,8 +100,8 @@ def tuning_score(task, model, features: dict, readout, val: list, tuning: list, 
     if threshold is not None:
         args.no_answer_threshold = threshold if threshold == "auto" else float(threshold)
     if threshold == "auto":
-        val_metrics, _ = evaluate(task, model, features["val"].only(readout), val, val, args)
-        apply_decision(args, task.decision_rule(args, val_metrics))
+        apply_decision(args, task.decision_rule(
+            args, lambda: evaluate(task, model, features["val"].only(readout), val, val, args)[0]))
     metrics, _ = evaluate(task, model, features["tuning"].only(readout), tuning, tuning, args)
     chosen = f" ({float(args.no_answer_threshold):.3f})" if threshold == "auto" else ""
     return f"{lookup(metrics, task.main_metric):.4f}{chosen}"

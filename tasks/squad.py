@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+from typing import Callable
 
 import numpy as np
 import torch
@@ -234,7 +235,7 @@ def no_answer_threshold(args: argparse.Namespace) -> float:
     return 0.5 if args.no_answer_threshold == "auto" else float(args.no_answer_threshold)
 
 
-def decision_rule(args: argparse.Namespace, val_metrics: dict | None) -> dict:
+def decision_rule(args: argparse.Namespace, validation_metrics: Callable[[], dict | None]) -> dict:
     """SQuAD 2.0, --no-answer-threshold auto: the threshold with the best validation F1.
 
     It is the official script's `best_f1_thresh` (BERT's tuned null threshold), found on the
@@ -242,9 +243,10 @@ def decision_rule(args: argparse.Namespace, val_metrics: dict | None) -> dict:
     validation questions (`--limit 400`) the chosen threshold cost 9 F1 points on 600 other
     training-part questions (README, SQuAD v2.0); it needs a validation slice of hundreds.
     """
-    if args.no_answer_threshold != "auto" or val_metrics is None or "best_f1_thresh" not in val_metrics["squad"]:
-        return {}
-    return {"no_answer_threshold": val_metrics["squad"]["best_f1_thresh"]}
+    if args.no_answer_threshold != "auto" or args.squad_version != "2.0":
+        return {}  # v1.1 never abstains
+    metrics = validation_metrics()
+    return {} if metrics is None else {"no_answer_threshold": metrics["squad"]["best_f1_thresh"]}
 
 
 def headline(metrics: dict) -> str:

@@ -55,9 +55,10 @@ class Task:
     # The language model's own zero-shot prediction per example: (lm, tokenizer, examples, args).
     prompt_predict: Callable[[LlamaForCausalLM, Tokenizer, list, argparse.Namespace], list]
     score: Callable[[list, list, argparse.Namespace], Scores]  # (examples, predictions, args)
-    # The prediction rule's free settings, chosen on the validation slice's metrics after training (SQuAD 2.0:
-    # the no-answer threshold): (args, validation metrics or None) -> {flag: value}; {} when nothing is left.
-    decision_rule: Callable[[argparse.Namespace, dict | None], dict]
+    # The prediction rule's free settings, chosen on the validation slice after training (SQuAD 2.0: the no-answer
+    # threshold): (args, a call scoring the validation slice) -> {flag: value}; {} when nothing is left to choose.
+    # The call runs only when something is (on every rank: it is collective; it gives None on ranks other than 0).
+    decision_rule: Callable[[argparse.Namespace, Callable[[], dict | None]], dict]
     headline: Callable[[dict], str]  # the one line of scores printed after each evaluation
     metric_rows: Callable[[dict], list[tuple[str, str]]]  # report.md rows: (label, key path into metrics)
 

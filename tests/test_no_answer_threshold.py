@@ -56,7 +56,7 @@ def test_auto_before_validation_abstains_where_the_no_answer_slot_outscores_the_
 
 def test_the_chosen_threshold_scores_the_best_f1_on_the_data_it_was_chosen_on():
     validation, _ = TASK.score(EXAMPLES, PREDICTIONS, args("auto"))
-    decision = TASK.decision_rule(args("auto"), validation)
+    decision = TASK.decision_rule(args("auto"), lambda: validation)
     assert decision == {"no_answer_threshold": 0.91}  # answer a and b, abstain on c; d and e are lost
     chosen, _ = TASK.score(EXAMPLES, PREDICTIONS, args(decision["no_answer_threshold"]))
     assert chosen["squad"]["f1"] == pytest.approx(validation["squad"]["best_f1"]) == pytest.approx(60.0)
@@ -65,13 +65,14 @@ def test_the_chosen_threshold_scores_the_best_f1_on_the_data_it_was_chosen_on():
 
 
 def test_nothing_is_chosen_for_a_given_threshold_without_validation_or_for_squad_1_1():
-    validation, _ = TASK.score(EXAMPLES, PREDICTIONS, args("auto"))
-    assert TASK.decision_rule(args(0.3), validation) == {}
-    assert TASK.decision_rule(args("auto"), None) == {}  # a rank other than 0, or no slice
-    answerable = [e for e in EXAMPLES if e.answers]
-    v1, _ = TASK.score(answerable, [{"text": "Paris"}] * len(answerable), args("auto"))
-    assert TASK.decision_rule(args("auto"), v1) == {}
-    assert TASKS["sst2"].decision_rule(args("auto"), {"accuracy": 1.0}) == {}
+    def must_not_score():
+        raise AssertionError("the validation slice was scored with nothing to choose")
+
+    assert TASK.decision_rule(args(0.3), must_not_score) == {}
+    assert TASK.decision_rule(args("auto"), lambda: None) == {}  # a rank other than 0
+    v1_args = argparse.Namespace(squad_version="1.1", no_answer_threshold="auto")
+    assert TASK.decision_rule(v1_args, must_not_score) == {}
+    assert TASKS["sst2"].decision_rule(args("auto"), must_not_score) == {}
 
 
 def test_a_threshold_given_on_the_command_line_is_kept():

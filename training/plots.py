@@ -31,7 +31,8 @@ def loss_curves(history: list[dict], path: Path, averaged: bool = False) -> None
     epochs = [h["epoch"] for h in history]
     axes.plot(epochs, [h["mean_loss"] for h in history], marker=".", label="train")
     if all(h.get("val_loss") is not None for h in history):
-        axes.plot(epochs, [h["val_loss"] for h in history], marker=".", label="validation (averaged head)" if averaged else "validation")
+        label = "validation (averaged head)" if averaged else "validation"
+        axes.plot(epochs, [h["val_loss"] for h in history], marker=".", label=label)
     best = history[-1].get("best_epoch") if history else None
     if best:
         axes.axvline(best, color="grey", linestyle=":", label=f"kept: epoch {best}")

@@ -45,8 +45,8 @@ def task_defaults(flag: str) -> str:
     return "(default" + recipes + ": " + ", ".join(f"{t.name} {value(t)}" for t in TASKS.values()) + ")"
 
 
-def no_answer_threshold(text: str) -> str | float:
-    """--no-answer-threshold: auto, or a probability."""
+def probability_or_auto(text: str) -> str | float:
+    """A flag's value: auto, or a probability (--no-answer-threshold)."""
     if text == "auto":
         return text
     try:
@@ -87,7 +87,7 @@ def common_parser(description: str) -> ArgumentParser:
                         f"{task_defaults('echo')}")
     p.add_argument("--lookahead", choices=["auto", "on", "off"],
                    help=f"SQuAD: end logits from the next token's state {task_defaults('lookahead')}")
-    p.add_argument("--no-answer-threshold", type=no_answer_threshold, metavar="auto|P",
+    p.add_argument("--no-answer-threshold", type=probability_or_auto, metavar="auto|P",
                    help="SQuAD 2.0: answer '' where the no-answer probability is above P (0.5: where the slot "
                         "outscores the best span); auto: the threshold with the best F1 on the validation slice "
                         f"{task_defaults('no_answer_threshold')}")
