@@ -1,5 +1,9 @@
 """Accuracy, precision, recall and F1 on a 0..1 scale, as scikit-learn computes them.
 
+`report` is what a run writes for any number of classes: accuracy, macro and weighted
+averages, a per-class table and the confusion matrix, plus the positive class's
+precision / recall / F1 when the task is binary (`scores` alone gives those).
+
 Undefined ratios (no predicted positives, no true positives) are 0.0, which is
 scikit-learn's `zero_division=0`: a run that never predicts a class gets no credit
 for it instead of a NaN that poisons an average. The confusion matrix uses
@@ -58,6 +62,39 @@ def macro_scores(predictions: Sequence[Hashable], labels: Sequence[Hashable]) ->
         "confusion_matrix": _matrix(pairs, classes),
         "classes": classes,
     }
+
+
+def report(predictions: Sequence[Hashable], labels: Sequence[Hashable], classes: Sequence[Hashable],
+           positive_label: Hashable | None = None) -> dict:
+    """Scores of an N-class classifier whose label set is `classes` (0..1).
+
+    Per class (rows of `per_class`, in the order of `classes`, support = its true examples):
+    precision, recall, F1. `macro_*` is their unweighted mean and `weighted_*` their mean
+    weighted by support, both over the classes found in the labels or the predictions, as
+    scikit-learn's `average="macro"` / `"weighted"` (so a class absent from a small test set
+    does not count as a zero). The confusion matrix spans all of `classes`, rows true, columns
+    predicted. With `positive_label`, `precision` / `recall` / `f1` are that class's
+    (scikit-learn's `average="binary"`), and the keys of `scores` are all there.
+    """
+    preds, gold = _paired(predictions, labels)
+    classes = list(classes.tolist() if hasattr(classes, "tolist") else classes)
+    unknown = sorted({repr(x) for x in gold + preds if x not in classes})
+    if unknown:
+        raise ValueError(f"labels or predictions outside the classes {classes}: {', '.join(unknown[:5])}")
+    if positive_label is not None and positive_label not in classes:
+        raise ValueError(f"positive_label={positive_label!r} is not one of the classes {classes}")
+    pairs = Counter(zip(gold, preds))
+    predicted, actual = Counter(preds), Counter(gold)
+    rows = [{"class": c, "precision": _ratio(pairs[(c, c)], predicted[c]), "recall": _ratio(pairs[(c, c)], actual[c]),
+             "f1": _ratio(2 * pairs[(c, c)], predicted[c] + actual[c]), "support": actual[c]} for c in classes]
+    present = [r for r in rows if r["class"] in predicted or r["class"] in actual]
+    result = {"accuracy": _accuracy(pairs, len(gold))}
+    if positive_label is not None:
+        result.update({k: rows[classes.index(positive_label)][k] for k in ("precision", "recall", "f1")})
+    for key in ("precision", "recall", "f1"):
+        result[f"macro_{key}"] = sum(r[key] for r in present) / len(present)
+        result[f"weighted_{key}"] = sum(r[key] * r["support"] for r in present) / len(gold)
+    return {**result, "per_class": rows, "confusion_matrix": _matrix(pairs, classes), "classes": classes}
 
 
 def _paired(predictions: Sequence[Hashable], labels: Sequence[Hashable]) -> tuple[list, list]:

@@ -89,3 +89,70 @@ def test_binary_refuses_more_than_two_classes():
 def test_bad_input_raises_value_error_naming_the_problem(preds, gold, kwargs, message):
     with pytest.raises(ValueError, match=message):
         classification.scores(preds, gold, **kwargs)
+
+
+def sklearn_report(preds, gold, classes, pos_label=None) -> dict:
+    """scikit-learn's answer for every key `classification.report` writes."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = {"accuracy": sk.accuracy_score(gold, preds),
+                     "confusion_matrix": sk.confusion_matrix(gold, preds, labels=classes).tolist()}
+        for average in ("macro", "weighted"):
+            p, r, f, _ = sk.precision_recall_fscore_support(gold, preds, average=average, zero_division=0)
+            reference.update({f"{average}_precision": p, f"{average}_recall": r, f"{average}_f1": f})
+        p, r, f, s = sk.precision_recall_fscore_support(gold, preds, labels=classes, average=None, zero_division=0)
+        reference["per_class"] = [{"class": c, "precision": p[i], "recall": r[i], "f1": f[i], "support": s[i]}
+                                  for i, c in enumerate(classes)]
+        if pos_label is not None:
+            p, r, f, _ = sk.precision_recall_fscore_support(gold, preds, average="binary", pos_label=pos_label,
+                                                            zero_division=0)
+            reference.update({"precision": p, "recall": r, "f1": f})
+    return reference
+
+
+def assert_same_report(ours: dict, reference: dict) -> None:
+    assert ours.keys() - {"classes"} == reference.keys()
+    for key, value in reference.items():
+        if key == "per_class":
+            for row, expected in zip(ours[key], value, strict=True):
+                assert row["class"] == expected["class"] and row["support"] == expected["support"]
+                for metric in ("precision", "recall", "f1"):
+                    assert row[metric] == pytest.approx(expected[metric], abs=TOL), (row["class"], metric)
+        elif key == "confusion_matrix":
+            assert ours[key] == value
+        else:
+            assert ours[key] == pytest.approx(value, abs=TOL), key
+
+
+def test_n_class_report_matches_sklearn_on_generated_labels():
+    """Up to 48 classes, some absent from a small test set or never predicted (0/0 ratios)."""
+    rng = random.Random(2)
+    for _ in range(600):
+        classes = rng.choice([list(range(rng.randint(2, 48))), ["cat", "dog", "emu"], ["entailment", "neutral"]])
+        n = rng.randint(1, 80)
+        gold = random_labels(rng, classes, n, rng.random())
+        preds = random_labels(rng, classes, n, rng.random())
+        ours = classification.report(preds, gold, classes)
+        assert ours["classes"] == classes and len(ours["confusion_matrix"]) == len(classes)
+        assert_same_report(ours, sklearn_report(preds, gold, classes))
+
+
+def test_binary_report_keeps_the_positive_class_scores_and_adds_the_averages():
+    rng = random.Random(3)
+    for _ in range(300):
+        classes = rng.choice([[0, 1], ["negative", "positive"]])
+        n = rng.randint(1, 40)
+        gold, preds = random_labels(rng, classes, n, rng.random()), random_labels(rng, classes, n, rng.random())
+        pos = classes[1]
+        ours = classification.report(preds, gold, classes, positive_label=pos)
+        assert_same_report(ours, sklearn_report(preds, gold, classes, pos))
+        if set(gold) | set(preds) == set(classes):  # else `scores` sees one class, `report` always both
+            binary = classification.scores(preds, gold, positive_label=pos)
+            assert {k: ours[k] for k in binary} == binary
+
+
+def test_report_refuses_a_label_outside_the_classes():
+    with pytest.raises(ValueError, match="outside the classes.*'bird'"):
+        classification.report(["cat", "bird"], ["cat", "dog"], ["cat", "dog"])
+    with pytest.raises(ValueError, match="positive_label='emu'"):
+        classification.report(["cat"], ["dog"], ["cat", "dog"], positive_label="emu")
