@@ -92,7 +92,7 @@ def prepare(tokenizer: Tokenizer, examples: list[SentenceExample], args: argpars
             candidates: list[Readout]) -> Prepared:
     """The plain sentences, and the echoed ones if a readout needs them."""
     texts = [e.text for e in examples]
-    passes = {echo: Sentences(*encode_sentences(tokenizer, texts, echo=echo))
+    passes = {echo: Sentences(*encode_sentences(tokenizer, texts, echo=echo)[:2])
               for echo in sorted({r.pool == "echo" for r in candidates})}
     return Prepared(passes, [e.label for e in examples], tokenizer.pad_id, args.batch_tokens)
 

@@ -95,7 +95,7 @@ def bpe_tokenizer(bos: bool) -> Tokenizer:
 @pytest.mark.parametrize("bos", [True, False], ids=["bos", "no-bos"])
 def test_plain_encoding_is_the_tokenizers_own_and_pools_from_the_first_sentence_token(bos):
     tok = bpe_tokenizer(bos)
-    sequences, starts = encode_sentences(tok, TEXTS)
+    sequences, starts, cut = encode_sentences(tok, TEXTS)
     assert sequences == tok.encode_batch(TEXTS)  # what the head has always read
     assert starts == [1 if bos else 0] * len(TEXTS)
     assert [tok.decode(s[start:]) for s, start in zip(sequences, starts)] == TEXTS
@@ -104,10 +104,49 @@ def test_plain_encoding_is_the_tokenizers_own_and_pools_from_the_first_sentence_
 @pytest.mark.parametrize("bos", [True, False], ids=["bos", "no-bos"])
 def test_echo_repeats_the_sentence_after_a_blank_line_and_pools_from_the_second_copy(bos):
     tok = bpe_tokenizer(bos)
-    sequences, starts = encode_sentences(tok, TEXTS, echo=True)
+    sequences, starts, cut = encode_sentences(tok, TEXTS, echo=True)
     blank, prefix = tok.encode("\n\n", add_bos=False), [1] if bos else []
     for text, sequence, start in zip(TEXTS, sequences, starts):
         sentence = tok.encode(text, add_bos=False)
         assert sequence == prefix + sentence + blank + sentence
         assert start == len(prefix) + len(sentence) + len(blank) and sequence[start:] == sentence
     assert tok.decode(sequences[2]) == "good\n\ngood"
+    assert cut == 0
+
+
+@pytest.mark.parametrize("echo", [False, True], ids=["plain", "echo"])
+def test_a_pair_is_one_sentence_with_a_line_break_between_its_texts(echo):
+    tok = bpe_tokenizer(True)
+    pairs = ["good", "it 's a gem", "does n't work"]
+    sequences, starts, cut = encode_sentences(tok, TEXTS, echo=echo, pairs=pairs)
+    newline = tok.encode("\n", add_bos=False)
+    for text, pair, sequence, start in zip(TEXTS, pairs, sequences, starts):
+        sentence = tok.encode(text, add_bos=False) + newline + tok.encode(pair, add_bos=False)
+        assert sequence[start:] == sentence  # the pooled range (the second copy with echo) holds both texts
+        assert sequence == [1] + sentence + (tok.encode("\n\n", add_bos=False) + sentence if echo else [])
+    assert cut == 0
+
+
+@pytest.mark.parametrize("echo", [False, True], ids=["plain", "echo"])
+def test_texts_longer_than_the_context_are_cut_to_it_from_the_end_and_counted(echo):
+    tok = bpe_tokenizer(True)
+    long = " ".join(["rare gem"] * 400)
+    sequences, starts, cut = encode_sentences(tok, [long, "good"], echo=echo, max_tokens=64)
+    assert cut == 1 and len(sequences[0]) <= 64 and len(sequences[0]) >= 63  # an echo may waste one odd token
+    whole = tok.encode(long, add_bos=False)
+    assert sequences[0][starts[0]:] == whole[:len(sequences[0][starts[0]:])]  # the beginning is kept
+    assert sequences[1] == encode_sentences(tok, ["good"], echo=echo)[0][0]  # a short text is untouched
+
+
+def test_a_long_pair_is_cut_from_its_longer_text_first():
+    tok = bpe_tokenizer(True)
+    long, short = " ".join(["rare gem"] * 400), "does n't work"
+    n_short = len(tok.encode(short, add_bos=False))
+    (sequence,), _, cut = encode_sentences(tok, [short], pairs=[long], max_tokens=64)
+    assert cut == 1 and len(sequence) == 64
+    assert sequence[1:1 + n_short] == tok.encode(short, add_bos=False)  # the short text stays whole
+    (both,), _, _ = encode_sentences(tok, [long], pairs=[long], max_tokens=64)
+    newline = tok.encode("\n", add_bos=False)
+    room = 64 - 1 - len(newline)
+    half = tok.encode(long, add_bos=False)
+    assert both == [1] + half[:(room + 1) // 2] + newline + half[:room // 2]  # two long texts: half each
