@@ -33,3 +33,11 @@ class KVCache:
 
     def advance(self, n: int) -> None:
         self.length += n
+
+    def repeat_rows(self, n: int) -> "KVCache":
+        """A new cache holding each batch row n times (row b -> rows b*n .. b*n + n-1), e.g. one prompt's
+        keys and values for each of n continuations; filled up to the same length, same room after it."""
+        copy = KVCache.__new__(KVCache)
+        copy.k, copy.v = self.k.repeat_interleave(n, dim=1), self.v.repeat_interleave(n, dim=1)
+        copy.max_len, copy.length = self.max_len, self.length
+        return copy
