@@ -7,7 +7,8 @@ Layout: `{"version", "data": [{"title", "paragraphs": [{"context", "qas": [{"id"
 A structural problem (not SQuAD, a missing key, an `answer_start` outside its context,
 a repeated id) stops the load with the file and question id. An answer whose text is
 not exactly `context[start:start + len(text)]` is kept, since the official data may have
-such quirks and the metric only compares texts; `check_answer_spans` lists them.
+such quirks and the metric only compares texts; `check_answer_starts` notes them, and refuses a file where more than MAX_SHIFTED_FRACTION of the answers
+are shifted (the head would train on wrong spans: offsets in bytes, or counted from 1).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import json
 from pathlib import Path
 
 from errors import UserError
+
+MAX_SHIFTED_FRACTION = 0.01  # of the answers; above it answer_start is taken to be wrong, not a quirk
 
 
 @dataclasses.dataclass
@@ -101,7 +104,19 @@ def _field(record: object, key: str, kind: type, where: str, default: object = N
     return value
 
 
-def check_answer_spans(examples: list[QAExample]) -> list[str]:
-    """Ids of questions with an answer that differs from `context[start:start + len(text)]`."""
-    return [e.id for e in examples
-            if any(e.context[s:s + len(t)] != t for t, s in zip(e.answers, e.answer_starts))]
+def check_answer_starts(examples: list[QAExample], path: str | Path) -> str | None:
+    """None when every answer is at its `answer_start`; a note when a few are (kept, as the official
+    data has such quirks); a UserError when more than MAX_SHIFTED_FRACTION of the answers are."""
+    shifted = [(e, t, s) for e in examples for t, s in zip(e.answers, e.answer_starts) if e.context[s:s + len(t)] != t]
+    if not shifted:
+        return None
+    total = sum(len(e.answers) for e in examples)
+    e, text, start = shifted[0]
+    example = f"question {e.id}: {text[:30]!r} at {start} reads {e.context[start:start + len(text)][:30]!r}"
+    if len(shifted) > MAX_SHIFTED_FRACTION * total:
+        raise UserError(f"{path}: {len(shifted):,} of {total:,} answers ({len(shifted) / total:.1%}) are not at "
+                        f"their answer_start ({example}); more than {MAX_SHIFTED_FRACTION:.0%} means the offsets are "
+                        "wrong and the head would learn wrong spans: answer_start must be the 0-based character "
+                        "(not byte) offset of the answer text in its context")
+    return (f"{len(shifted):,} of {total:,} answers ({len(shifted) / total:.2%}) are not at their answer_start, e.g. "
+            f"{example}; kept (at most {MAX_SHIFTED_FRACTION:.0%} is taken for quirks of the data)")
