@@ -5,6 +5,7 @@ The model is built on the `meta` device from its config alone, so counting the
 
     python count_params.py                       # Llama-3.2-1B, base model
     python count_params.py --task sst2           # + the 4,096-weight `score` head
+    python count_params.py --task classification --num-labels 48   # + a 48 x 2048 `score` head
     python count_params.py --model meta-llama/Llama-3.2-3B --by-layer --json
 """
 
@@ -18,18 +19,23 @@ import torch
 from torch import nn
 
 import llama
-from errors import ArgumentParser, exit_on_user_error
+from errors import ArgumentParser, UserError, exit_on_user_error
 from heads import parameter_counts
 from tasks import TASKS
 
 LAYER_INDEX = re.compile(r"\.layers\.(\d+)\.")
 
 
-def build(model_name: str, task: str | None) -> nn.Module:
-    """The base LM (or the task model) on `meta`: shapes only, no memory."""
+def build(model_name: str, task: str | None, num_labels: int | None = None) -> nn.Module:
+    """The base LM (or the task model, with `num_labels` outputs for a classifier) on `meta`: shapes only."""
     config = llama.load_config(model_name)
+    labels = TASKS[task].label_names if task else ()
+    if num_labels is not None:
+        labels = tuple(str(k) for k in range(num_labels))
+    elif task and not labels:
+        raise UserError(f"--task {task} takes its labels from your training file: give --num-labels N")
     with torch.device("meta"):
-        return TASKS[task].head_class(config) if task else llama.LlamaForCausalLM(config).requires_grad_(False)
+        return TASKS[task].new_head(config, None, labels) if task else llama.LlamaForCausalLM(config).requires_grad_(False)
 
 
 def module_rows(model: nn.Module, by_layer: bool) -> list[dict]:
@@ -49,8 +55,8 @@ def module_rows(model: nn.Module, by_layer: bool) -> list[dict]:
     return list(rows.values())
 
 
-def summary(model_name: str, task: str | None, by_layer: bool) -> dict:
-    model = build(model_name, task)
+def summary(model_name: str, task: str | None, by_layer: bool, num_labels: int | None = None) -> dict:
+    model = build(model_name, task, num_labels)
     tied = model.config.tie_word_embeddings and not task
     return {"model": model_name, "task": task, **parameter_counts(model), "tied_embeddings": bool(tied),
             "modules": module_rows(model, by_layer)}
@@ -79,10 +85,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="meta-llama/Llama-3.2-1B",
                         help="preset (meta-llama/Llama-3.2-1B, -3B, smollm2-135m), Hub id, directory or .gguf")
     parser.add_argument("--task", choices=list(TASKS), help="add that task's trainable head")
+    parser.add_argument("--num-labels", type=int, help="classification: the number of labels (default: the task's)")
     parser.add_argument("--by-layer", action="store_true", help="group the repeated decoder layers")
     parser.add_argument("--json", action="store_true", help="print the same facts as JSON")
     args = parser.parse_args(argv)
-    facts = summary(args.model, args.task, args.by_layer)
+    if args.num_labels is not None and (args.num_labels < 2 or args.task is None or TASKS[args.task].per_token):
+        raise UserError("--num-labels takes 2 or more, with a classification task (--task classification or sst2)")
+    facts = summary(args.model, args.task, args.by_layer, args.num_labels)
     if args.json:
         print(json.dumps(facts, indent=2))
     else:

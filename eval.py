@@ -79,10 +79,10 @@ def main(argv: list[str] | None = None) -> dict:
         if len(candidates) > 1:
             raise UserError("eval.py reads one readout: give --layer as a number or last (not auto), and no auto pool")
         readout = candidates[0]
-    model = build_head(task, lm, args.seed)
+    model = build_head(task, lm, args.seed, args.label_names)
     metrics, predictions = {}, []
     if args.head is not None or args.zero_shot in ("all", "head"):
-        prepared = task.prepare(tokenizer, test, args, [readout])
+        prepared = task.prepare(tokenizer, test, args, [readout], lm.config)
         plan = plan_features([], prepared.lengths, lm.config, free_space(lm.lm_head.weight.device),
                              cached_lengths=([], prepared.cached_lengths),
                              mode=args.features, per_token=task.per_token)

@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     timings["load_seconds"] = lap()
     # 2. The readouts the flags allow, the token sequences, and the plan: sizes, FLOPs, where the features go.
     candidates = task.readouts(args, base_config)
-    prepared = {name: task.prepare(tokenizer, part, args, candidates) for name, part in mine.items()}
+    prepared = {name: task.prepare(tokenizer, part, args, candidates, base_config) for name, part in mine.items()}
     plan = plan_features(prepared["train"].lengths + prepared["val"].lengths, prepared["test"].lengths, base_config,
                          free, mode=args.features, per_token=task.per_token,
                          examples=(len(mine["train"]) + len(mine["val"]), len(mine["test"])),
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.dry_run:
         return
     # 3. The task's trainable head on the frozen base (seeded).
-    model = build_head(task, lm, args.seed)
+    model = build_head(task, lm, args.seed, args.label_names)
     settings = TrainSettings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                              weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
                              schedule=args.schedule, max_grad_norm=args.max_grad_norm, average=args.average)
@@ -123,7 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     if len(candidates) > 1:
         subset = take(train, args.select_limit, args.seed)
         whole = len(subset) == len(train)
-        picked = prepared["train"] if whole else task.prepare(tokenizer, distributed.shard(subset), args, candidates)
+        picked = prepared["train"] if whole else task.prepare(tokenizer, distributed.shard(subset), args, candidates,
+                                                                base_config)
         candidate_features = {"train": task.extract(model, picked, candidates, plan.place, "selection features"),
                               "val": task.extract(model, prepared["val"], candidates, plan.place, "val features")}
         readout, selection = choose_readout(task, model, candidate_features["train"], candidate_features["val"],
@@ -206,7 +207,7 @@ def write_outputs(args, task, model, base_config, config: dict, metrics: dict, p
     """The head, metrics, predictions, pictures and report.md, each written atomically; optionally pushed."""
     out = args.output
     save_head(out / HEAD_FILE, model.head_state_dict(), base_model=args.model, config=base_config,
-              task=task.name, label_names=task.label_names, revision=args.revision, readout=readout,
+              task=task.name, label_names=args.label_names, revision=args.revision, readout=readout,
               decision=decision)
     params = parameter_counts(model)
     atomic.write_json(out / "metrics.json", {**metrics, "readout": readout, "selection": selection,
@@ -218,7 +219,7 @@ def write_outputs(args, task, model, base_config, config: dict, metrics: dict, p
     pictures = [("Training and validation loss", "curves.png")]
     plots.loss_curves(history, out / "curves.png", averaged=args.average)
     if "confusion_matrix" in metrics["fine_tuned"]:
-        plots.confusion(metrics["fine_tuned"]["confusion_matrix"], task.label_names, out / "confusion.png")
+        plots.confusion(metrics["fine_tuned"]["confusion_matrix"], args.label_names, out / "confusion.png")
         pictures.append(("Confusion matrix", "confusion.png"))
     if selection:
         plots.layer_scores(selection_curves(selection), task.main_metric, out / "layers.png")

@@ -69,9 +69,9 @@ def main() -> None:
     print(f"{len(train)} training, {len(val)} validation, {len(tuning)} tuning examples", flush=True)
     lm = load_base(args, *resolve_device(args.device, args.dtype))
     tokenizer = llama.load_tokenizer(args.model, revision=args.revision)
-    model = build_head(task, lm, args.seed)
+    model = build_head(task, lm, args.seed, args.label_names)
     candidates = task.readouts(args, lm.config)
-    features = {name: task.extract(model, task.prepare(tokenizer, part, args, candidates), candidates, "ram", name)
+    features = {name: task.extract(model, task.prepare(tokenizer, part, args, candidates, lm.config), candidates, "ram", name)
                 for name, part in (("train", train), ("val", val), ("tuning", tuning))}
     grid = [(average == "on", float(decay)) for average in own.averages.split(",")
             for decay in own.weight_decays.split(",")]

@@ -33,6 +33,7 @@ from typing import Any, Callable, Hashable
 from errors import ArgumentParser, UserError, exit_on_user_error
 
 from .splits import holdout_split, take
+from .qa_jsonl import read_squad_jsonl
 from .squad import check_answer_starts, read_squad_json
 from .sst2 import read_sst2_tsv
 
@@ -198,14 +199,26 @@ FORMATS = {
     "squad": DataFormat(lambda version: (f"train-v{version}.json", f"dev-v{version}.json"), read_squad_json,
                         lambda e: "no answer" if e.is_impossible else "answer", _check_squad),
 }
-VERSIONED = {("squad", "2.0"): "squad_v2"}  # --data squad means the files of --squad-version
+FORMATS["classification"], FORMATS["qa"] = FORMATS["sst2"], FORMATS["squad"]  # --limit stratifies them alike
+VERSIONED = {("squad", "2.0"): "squad_v2"}
+
+
+def read_qa_file(path: str | Path, squad_version: str) -> list:
+    """A QA file of the user's: official SQuAD JSON (.json) or Hugging Face squad-layout JSONL (.jsonl), checked."""
+    path = Path(path)
+    if path.suffix.lower() not in (".json", ".jsonl"):
+        raise UserError(f"{path}: unknown file type {path.suffix or '(no suffix)'!r}; QA files are SQuAD's .json "
+                        "or Hugging Face squad-layout .jsonl")
+    examples = read_squad_jsonl(path) if path.suffix.lower() == ".jsonl" else read_squad_json(path)
+    _check_squad(examples, path, squad_version)
+    return examples  # --data squad means the files of --squad-version
 
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     """Load (and on first use download) a task's data and print what the split holds."""
     parser = ArgumentParser(description=main.__doc__)
-    parser.add_argument("--task", choices=sorted(SAMPLES), required=True)
+    parser.add_argument("--task", choices=sorted(SAMPLES), required=True)  # the data sets with a --data name
     parser.add_argument("--data", required=True, help="a path, sst2, squad, squad_v2 or sample")
     parser.add_argument("--split", choices=("holdout", "dev"), default="holdout")
     parser.add_argument("--squad-version", choices=("1.1", "2.0"), default="1.1")

@@ -1,9 +1,13 @@
-"""The tasks, one `Task` record each: the only place that knows what SST-2 and SQuAD need."""
+"""The tasks, one `Task` record each: the only place that knows what each task needs.
 
-from .squad import SQUAD
-from .sst2 import SST2
+`classification` and `qa` read the user's own files; `sst2` and `squad` are the same tasks
+with SST-2's and SQuAD's files and names (presets).
+"""
+
+from .classification import CLASSIFICATION, SST2
+from .squad import QA, SQUAD
 from .task import Task
 
-TASKS: dict[str, Task] = {task.name: task for task in (SST2, SQUAD)}
+TASKS: dict[str, Task] = {task.name: task for task in (SST2, SQUAD, CLASSIFICATION, QA)}
 
 __all__ = ["TASKS", "Task"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -14,15 +15,16 @@ from data.batching import padded_batches, padding_fraction, token_budget_batches
 from data.progress import Progress
 from data.qa_answers import answer_questions
 from data.qa_features import QAFeature, make_qa_features
+from data.sources import read_qa_file
 from data.squad import QAExample
 from heads import QuestionAnswerer, StreamedFeatures, TokenFeatureTable, qa_loss
 from heads.cache import keep_positions
-from llama import LlamaConfig, LlamaForCausalLM, Tokenizer
+from llama import LlamaConfig, LlamaForCausalLM, LlamaModel, Tokenizer
 from llama.chat import chat_prompt
 from llama.generate import generate
 from metrics import bleu, rouge, squad
 
-from .task import Task, candidate_layers
+from .task import FILE_FLAGS, Task, candidate_layers
 
 PROMPT = ("Answer the question with a short phrase copied from the context{no_answer}.\n\n"
           "Context: {context}\n\nQuestion: {question}\nAnswer:")
@@ -102,7 +104,7 @@ def readout_from(fields: dict) -> Readout:
 
 
 def prepare(tokenizer: Tokenizer, examples: list[QAExample], args: argparse.Namespace,
-            candidates: list[Readout]) -> Windows:
+            candidates: list[Readout], config: LlamaConfig) -> Windows:
     """Cut every context into windows (echoed if the readouts ask for it)."""
     windows = make_qa_features(examples, tokenizer, max_length=args.max_length, doc_stride=args.doc_stride,
                                echo=candidates[0].echo)
@@ -264,8 +266,17 @@ def metric_rows(metrics: dict) -> list[tuple[str, str]]:
                    ("ROUGE-2 (0-1)", "rouge.rouge2"), ("ROUGE-L (0-1)", "rouge.rougeL")]
 
 
+def read_files(paths: list[Path | None], args: argparse.Namespace) -> tuple[list[list | None], tuple[str, ...]]:
+    """The user's (train, validation, test) QA files (.json or .jsonl), None where not given."""
+    return [read_qa_file(path, args.squad_version) if path else None for path in paths], ("start", "end")
+
+
+def new_head(config: LlamaConfig, backbone: LlamaModel | None, label_names: tuple[str, ...]) -> QuestionAnswerer:
+    return QuestionAnswerer(config, backbone=backbone)
+
+
 SQUAD = Task(
-    name="squad", head_class=QuestionAnswerer, label_names=("start", "end"),
+    name="squad", head_class=QuestionAnswerer, label_names=("start", "end"), new_head=new_head, read_files=read_files,
     defaults={"data": "squad", "squad_version": "1.1", "max_length": 384, "doc_stride": 128,
               "no_answer_threshold": 0.5},
     recipes={"converged": {"lr": 1e-3, "batch_size": 16, "epochs": 60, "schedule": "constant",
@@ -281,3 +292,6 @@ SQUAD = Task(
     predict=predict, prompt_predict=prompt_predict, score=score, decision_rule=decision_rule,
     headline=headline, metric_rows=metric_rows,
 )
+# QA on your own files (--train-file, --test-file: official SQuAD JSON or Hugging Face squad-layout JSONL).
+QA = dataclasses.replace(SQUAD, name="qa", defaults={k: v for k, v in SQUAD.defaults.items() if k != "data"},
+                         own_flags=SQUAD.own_flags + FILE_FLAGS)

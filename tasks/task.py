@@ -1,7 +1,7 @@
 """The record that describes one task to train.py and eval.py.
 
 Everything that differs between SST-2 and SQuAD lives in one `Task` value per task
-(`tasks/sst2.py`, `tasks/squad.py`), so the scripts and the loop never ask which task
+(`tasks/classification.py`, `tasks/squad.py`), so the scripts and the loop never ask which task
 they run: they call its operations, in this order:
 
     readouts -> prepare (tokens, cheap) -> extract (the frozen pass) -> batch_loss (training)
@@ -23,17 +23,20 @@ import torch
 
 from errors import UserError
 from heads import FrozenBackboneHead
-from llama import LlamaConfig, LlamaForCausalLM, Tokenizer
+from llama import LlamaConfig, LlamaForCausalLM, LlamaModel, Tokenizer
 
 Scores = tuple[dict, list[dict]]  # (metrics, one report row per test example)
-LAYER_FRACTIONS = (1 / 2, 2 / 3, 5 / 6, 1)  # --layer auto: the blocks tried, as fractions of the depth
+LAYER_FRACTIONS = (1 / 2, 2 / 3, 5 / 6, 1)
+FILE_FLAGS = ("train_file", "validation_file", "test_file")  # the user's own files (classification, qa)  # --layer auto: the blocks tried, as fractions of the depth
 
 
 @dataclasses.dataclass(frozen=True)
 class Task:
     name: str
     head_class: type[FrozenBackboneHead]
-    label_names: tuple[str, ...]  # what the head's output rows mean (classes, or span start/end)
+    label_names: tuple[str, ...]  # what the head's output rows mean (classes, or span start/end); () from the data
+    # The head on a base (None: a new one), sized for the run's label names: (config, backbone, label names) -> head.
+    new_head: Callable[[LlamaConfig, LlamaModel | None, tuple[str, ...]], FrozenBackboneHead]
     defaults: dict[str, Any]  # defaults of the data flags (data set, window sizes)
     # Defaults of the training flags per --recipe: "converged" (validation-selected, the default) and
     # "report" (the original report's hyperparameters, last layer, no validation slice).
@@ -41,11 +44,13 @@ class Task:
     own_flags: tuple[str, ...]  # flags that only this task takes
     per_token: bool  # caches every token's state (SQuAD) rather than one vector per example (SST-2)
     main_metric: str  # the key path of the score that judges readouts on validation (and the plots show)
+    # The user's (train, validation, test) files (None: not given) -> their examples and the label names.
+    read_files: Callable[[list, argparse.Namespace], tuple[list[list | None], tuple[str, ...]]]
     # The candidate readouts the flags allow (one, or several for validation to choose from).
     readouts: Callable[[argparse.Namespace, LlamaConfig], list]
     readout_from: Callable[[dict], Any]  # a readout back from the head file's metadata
-    # Token sequences for the frozen pass, (tokenizer, examples, args, readouts) -> prepared; `.lengths`.
-    prepare: Callable[[Tokenizer, list, argparse.Namespace, list], Any]
+    # Token sequences for the frozen pass, (tokenizer, examples, args, readouts, base config) -> prepared; `.lengths`.
+    prepare: Callable[[Tokenizer, list, argparse.Namespace, list, LlamaConfig], Any]
     # The frozen pass: (head, prepared, readouts, place, progress label) -> features with `.only(readout)`.
     extract: Callable[[FrozenBackboneHead, Any, list, str, str], Any]
     # The loss of one batch of cached training items: (head, one readout's features, indices) -> scalar.

@@ -21,7 +21,7 @@ import torch.multiprocessing as mp
 
 from heads import TokenFeatureTable
 from tasks import TASKS
-from tasks.sst2 import PooledFeatures
+from tasks.classification import PooledFeatures
 from test_loop import HIDDEN, classifier, computed, pooled, question_answerer, settings, windows
 from training import distributed
 from training.distributed import Shard, shard_bounds

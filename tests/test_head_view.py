@@ -28,7 +28,7 @@ def test_echo_windows_cache_half_the_states_and_answer_as_the_full_windows_do(ti
     torch.manual_seed(0)
     qa = QuestionAnswerer(lm.config, backbone=lm.model)
     (readout,) = task.readouts(ARGS, lm.config)
-    prepared = task.prepare(tokenizer, examples, ARGS, [readout])
+    prepared = task.prepare(tokenizer, examples, ARGS, [readout], lm.config)
     assert sum(prepared.cached_lengths) < 0.6 * sum(prepared.lengths)
     for view, window in zip(prepared.views, prepared.windows):  # the labels point at the same tokens
         kept = [0] + [i for i, span in enumerate(window.offsets) if span is not None]

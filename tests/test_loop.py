@@ -17,7 +17,7 @@ from llama import LlamaConfig
 from tasks import TASKS
 from tasks.squad import Readout as QARead
 from tasks.squad import WindowFeatures
-from tasks.sst2 import PooledFeatures, Readout
+from tasks.classification import PooledFeatures, Readout
 from training.distributed import Shard
 from training.loop import TrainSettings, train_head, validation_loss
 

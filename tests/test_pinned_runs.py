@@ -4,6 +4,8 @@ The files in tests/pinned/ were written by the earlier code (the first build); a
 that changes what a run computes, by even one bit, fails here. One deliberate change since:
 SQuAD 2.0's official best_f1 / best_f1_thresh are now computed from the head's best spans (the
 scan may also answer questions the no-answer slot won), so tiny_squad_v2's two values moved.
+And one addition: the SST-2 runs' metrics gained the N-class keys (macro_* and weighted_* P/R/F1, per_class);
+every value the first build wrote is unchanged (checked when they were added).
 """
 
 from __future__ import annotations

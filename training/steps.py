@@ -6,6 +6,7 @@ Every task-dependent choice and default comes from the task's record (`tasks.TAS
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 
@@ -66,6 +67,18 @@ def common_parser(description: str) -> ArgumentParser:
     p.add_argument("--revision", help="Hub revision (branch, tag or commit) of --model")
     p.add_argument("--data", help="a path, a canonical name to download (sst2, squad, squad_v2), or 'sample' "
                                   f"(bundled offline samples) {task_defaults('data')}")
+    p.add_argument("--train-file", help="classification / qa: your training file (.csv, .tsv, .jsonl; qa: SQuAD .json "
+                                        "or squad-layout .jsonl); without --test-file, a seeded 80:20 split of it")
+    p.add_argument("--validation-file", help="classification / qa: the examples that choose the epoch and readout "
+                                             "(default: --val-fraction of the training file)")
+    p.add_argument("--test-file", help="classification / qa: the examples scored at the end")
+    p.add_argument("--text-column", help="classification: the column (JSONL key) of the text (default: text)")
+    p.add_argument("--text-pair-column", help="classification: a second text per example (sentence pairs), fed "
+                                              "after the first and a line break")
+    p.add_argument("--label-column", help="classification: the column of the label, a string or an integer "
+                                          "(default: label)")
+    p.add_argument("--prompt", help="classification: the zero-shot prompt, with {text}, {text_pair} and {labels} "
+                                    f"(each label's words are scored after it) {task_defaults('prompt')}")
     p.add_argument("--split", choices=["holdout", "dev"], default="holdout",
                    help="holdout: 80:20 split of the training file with --seed (the original protocol); "
                         "dev: train on the training file, test on the official dev file")
@@ -127,13 +140,36 @@ def load_data(args: argparse.Namespace) -> tuple[list, list, list]:
     The validation slice (`--val-fraction` of the training examples, seeded) is carved out of the
     training part, never the test split, and chooses the epoch and the readout. With `--limit N` the
     head still trains on N examples: the slice (the fraction of N) comes from the rest of the part.
+    A --validation-file is the slice instead. Sets `args.label_names`: the task's, or the training file's.
     """
+    task = TASKS[args.task]
     fraction = getattr(args, "val_fraction", 0.0) or 0.0
-    part, test = load_task_data(args.task, args.data, args.split, seed=args.seed,
-                                limit=None if fraction else args.limit, eval_limit=args.eval_limit,
-                                squad_version=args.squad_version or "1.1")
+    group = FORMATS[args.task].group
+    if getattr(args, "train_file", None) is None and ("train_file" in task.own_flags or args.validation_file
+                                                      or args.test_file):
+        raise UserError(f"--task {args.task} reads your files: give --train-file (and --validation-file, "
+                        "--test-file as you have them)" if "train_file" in task.own_flags else
+                        "--validation-file and --test-file go with --train-file")
+    if getattr(args, "train_file", None) is not None:
+        if args.data is not None:
+            raise UserError("--data and --train-file both name the data: give one")
+        paths = [Path(p).expanduser() if p else None for p in (args.train_file, args.validation_file, args.test_file)]
+        (part, val, test), args.label_names = task.read_files(paths, args)
+        if test is None:
+            part, test = holdout_split(part, 0.2, args.seed)
+        test = take(test, args.eval_limit, args.seed, group)
+        if val is not None:
+            if not fraction:
+                raise UserError("--validation-file chooses the epoch and readout, which this recipe does not: "
+                                "drop it, or use --recipe converged (or a --val-fraction above 0)")
+            return take(part, args.limit, args.seed, group), val, test
+    else:
+        args.label_names = task.label_names
+        part, test = load_task_data(args.task, args.data, args.split, seed=args.seed,
+                                    limit=None if fraction else args.limit, eval_limit=args.eval_limit,
+                                    squad_version=args.squad_version or "1.1")
     if not fraction:
-        return part, [], test
+        return take(part, args.limit, args.seed, group), [], test
     n_train = len(part) if args.limit is None else min(args.limit, len(part))
     n_val = round(fraction * n_train)
     if n_val < 1 or (args.limit is None or args.limit >= len(part)) and n_val >= len(part) - 1:
@@ -141,7 +177,7 @@ def load_data(args: argparse.Namespace) -> tuple[list, list, list]:
                         "training examples: use more data or another --val-fraction (0 turns it off)")
     rest, val = holdout_split(part, n_val / len(part), args.seed + 7919)  # a seed of its own
     limit = None if args.limit is None or args.limit >= len(part) else min(args.limit, len(rest))
-    return take(rest, limit, args.seed, FORMATS[args.task].group), val, test
+    return take(rest, limit, args.seed, group), val, test
 
 
 def load_base(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> llama.LlamaForCausalLM:
@@ -157,13 +193,14 @@ def load_base_and_data(args: argparse.Namespace) -> tuple[llama.LlamaForCausalLM
     return lm, llama.load_tokenizer(args.model, revision=args.revision), train, test
 
 
-def build_head(task: Task, lm: llama.LlamaForCausalLM, seed: int):
-    """The task's head on the frozen base, with its seeded Hugging Face init, on the base's device.
+def build_head(task: Task, lm: llama.LlamaForCausalLM, seed: int, label_names: tuple[str, ...]):
+    """The task's head on the frozen base (one output row per label), with its seeded Hugging Face init,
+    on the base's device.
 
     The head trains in float32 whatever the base's dtype: its features are cast up to it.
     """
     torch.manual_seed(seed)
-    model = task.head_class(lm.config, backbone=lm.model)
+    model = task.new_head(lm.config, lm.model, label_names)
     model.reset_head()
     return model.to(lm.lm_head.weight.device)
 
