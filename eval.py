@@ -24,7 +24,8 @@ from training.plan import plan_features
 from training.steps import apply_decision, apply_task_defaults, build_head, common_parser, evaluate, load_base_and_data
 
 INHERITED = ("model", "revision", "data", "split", "squad_version", "seed", "limit", "eval_limit",
-             "max_length", "doc_stride", "dtype", "no_answer_threshold")
+             "max_length", "doc_stride", "dtype", "no_answer_threshold", "train_file", "test_file",
+             "text_column", "text_pair_column", "label_column", "prompt")
 
 
 def resolve_head(head: str) -> Path:
@@ -72,6 +73,9 @@ def main(argv: list[str] | None = None) -> dict:
         if metadata["base_model"] != args.model:
             print(f"warning: the head was trained on {metadata['base_model']}, evaluated on {args.model} "
                   "(same architecture)", file=sys.stderr)
+        if json.loads(metadata["label_names"]) != list(args.label_names):
+            raise UserError(f"{args.head} was trained for the labels {json.loads(metadata['label_names'])}, this data "
+                            f"has {list(args.label_names)}: pass the training file the head was trained with")
         if "readout" in metadata:  # the block, pooling and layout the head was trained on
             readout = task.readout_from(json.loads(metadata["readout"]))
     if readout is None:

@@ -53,3 +53,20 @@ def test_unknown_model_is_one_line(capsys):
     with pytest.raises(SystemExit) as exit_:
         count_params.main(["--model", "./no/such/dir"])
     assert exit_.value.code == 2 and capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_classifier_head_has_one_row_per_label(capsys):
+    result = facts(capsys, "--task", "classification", "--num-labels", "48")
+    assert result["trainable"] == 48 * 2048 and result["modules"][-1] == {
+        "name": "score.weight", "shape": [48, 2048], "count": 48 * 2048, "trainable": True}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--task", "classification"], "takes its labels from your training file: give --num-labels N"),
+    (["--task", "squad", "--num-labels", "3"], "--num-labels takes 2 or more, with a classification task"),
+    (["--task", "classification", "--num-labels", "1"], "--num-labels takes 2 or more"),
+])
+def test_num_labels_is_needed_for_classification_and_refused_elsewhere(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        count_params.main(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err

@@ -158,6 +158,7 @@ def test_push_to_hub_sends_head_config_metrics_and_card(sst2_run, monkeypatch):
     assert set(sent["files"]) == {"head.safetensors", "train_config.json", "metrics.json", "README.md"}
     card = sent["files"]["README.md"].decode()
     assert card.startswith("---\nbase_model: tiny") and (sst2_run / "report.md").read_text() in card
+    assert '`{"0": "negative", "1": "positive"}`' in card  # id2label
 
 
 def test_unknown_task_is_one_line(capsys):
