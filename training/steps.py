@@ -77,8 +77,10 @@ def common_parser(description: str) -> ArgumentParser:
                                               "after the first and a line break")
     p.add_argument("--label-column", help="classification: the column of the label, a string or an integer "
                                           "(default: label)")
-    p.add_argument("--prompt", help="classification: the zero-shot prompt, with {text}, {text_pair} and {labels} "
-                                    f"(each label's words are scored after it) {task_defaults('prompt')}")
+    p.add_argument("--prompt", help="classification: the zero-shot prompt, with {text}, {text_pair} and {labels}; "
+                                    "each label's words are scored after it (default: 'Text: {text}\\nLabel "
+                                    "({labels}):', with '\\nSecond text: {text_pair}' for pairs; sst2: a sentiment "
+                                    "prompt)")
     p.add_argument("--split", choices=["holdout", "dev"], default="holdout",
                    help="holdout: 80:20 split of the training file with --seed (the original protocol); "
                         "dev: train on the training file, test on the official dev file")
