@@ -84,6 +84,8 @@ def test_three_classes_of_pairs_train_with_a_head_row_per_label_and_every_readou
     rows = [json.loads(line) for line in (pairs_run / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 30 and {"text", "text_pair", "label", "prediction", "score"} == set(rows[0])
     assert (pairs_run / "confusion.png").is_file()
+    report = (pairs_run / "report.md").read_text()
+    assert "| Macro F1 |" in report and "## Per class" in report and "| c |" in report
 
 
 def test_an_n_class_head_reloads_in_eval_and_reproduces_its_metrics(pairs_run, tmp_path):

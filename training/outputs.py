@@ -104,6 +104,12 @@ def render_report(*, task: Task, model: str, metrics: dict, params: dict, histor
               f"{h['mean_loss']:.4f} | " + (f"{h['val_loss']:.4f} | " if validated else "") + f"{h['seconds']:.1f} |"
               for h in history]
     lines += ["", *[f"![{title}]({name})" for title, name in pictures]]
+    per_class = metrics["fine_tuned"].get("per_class") if metrics.get("fine_tuned") else None
+    if per_class:
+        lines += ["", "## Per class (fine-tuned, test split)", "", "| label | precision | recall | F1 | support |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['label']} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['support']} |"
+                  for r in per_class]
     lines += ["", "## Example predictions (fine-tuned)", ""]
     lines += [f"- {json.dumps(e, ensure_ascii=False)}" for e in examples]
     return "\n".join(lines) + "\n"

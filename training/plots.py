@@ -42,15 +42,20 @@ def loss_curves(history: list[dict], path: Path, averaged: bool = False) -> None
 
 
 def confusion(matrix: list[list[int]], label_names: tuple[str, ...], path: Path) -> None:
-    """Rows: true class, columns: predicted class, each cell with its count."""
-    figure, axes = plt.subplots(figsize=(3.8, 3.4))
+    """Rows: true class, columns: predicted class; each cell with its count up to 12 classes, colour alone beyond
+    (the picture grows with the classes: 48 labels stay legible)."""
+    n = len(label_names)
+    side = max(3.4, 0.22 * n + 1.5)
+    figure, axes = plt.subplots(figsize=(side + 0.4, side))
     axes.imshow(matrix, cmap="Blues")
-    for i, row in enumerate(matrix):
-        for j, count in enumerate(row):
-            axes.text(j, i, str(count), ha="center", va="center")
-    ticks = range(len(label_names))
-    axes.set(xticks=ticks, yticks=ticks, xticklabels=label_names, yticklabels=label_names,
-             xlabel="predicted", ylabel="true", title="Test confusion matrix")
+    if n <= 12:
+        for i, row in enumerate(matrix):
+            for j, count in enumerate(row):
+                axes.text(j, i, str(count), ha="center", va="center")
+    ticks = range(n)
+    axes.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="true", title="Test confusion matrix")
+    axes.set_xticklabels(label_names, rotation=90 if n > 4 else 0, fontsize=8 if n > 12 else None)
+    axes.set_yticklabels(label_names, fontsize=8 if n > 12 else None)
     _save(figure, path)
 
 
