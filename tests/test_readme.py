@@ -92,6 +92,16 @@ def test_every_repository_path_the_readme_names_exists():
     assert not missing, f"the README names paths that do not exist: {sorted(missing)}"
 
 
+def test_every_output_file_the_readme_names_is_one_the_code_writes():
+    """`report.md`, `blocks.png`, ...: the name must appear in the source (a renamed plot or file is caught)."""
+    source = "\n".join(p.read_text() for p in ROOT.rglob("*.py") if ".git" not in p.parts and p.parts[-2] != "tests")
+    outputs = {w.rstrip(".") for w in words(README)
+               if re.fullmatch(r"[a-z_]+\.(png|json|jsonl|safetensors|pt|md)\.?", w)}
+    assert outputs, "the README names no output file"
+    unwritten = sorted(name for name in outputs if f"{name}" not in source)
+    assert not unwritten, f"the README names output files no code writes: {unwritten}"
+
+
 def test_the_what_is_where_table_names_files_in_their_own_folders():
     missing = []
     for paths, rest in what_is_where_rows(README):
