@@ -11,6 +11,7 @@ The model is built on the `meta` device from its config alone, so counting the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections import OrderedDict
@@ -35,7 +36,9 @@ def build(model_name: str, task: str | None, num_labels: int | None = None) -> n
     elif task and not labels:
         raise UserError(f"--task {task} takes its labels from your training file: give --num-labels N")
     with torch.device("meta"):
-        return TASKS[task].new_head(config, None, labels) if task else llama.LlamaForCausalLM(config).requires_grad_(False)
+        if task:
+            return dataclasses.replace(TASKS[task], label_names=labels).new_head(config)
+        return llama.LlamaForCausalLM(config).requires_grad_(False)
 
 
 def module_rows(model: nn.Module, by_layer: bool) -> list[dict]:

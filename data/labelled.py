@@ -27,10 +27,21 @@ from pathlib import Path
 
 from errors import UserError
 
+from .formats import DataFormat
 from .sst2 import SentenceExample
 
 SUFFIXES = (".csv", ".tsv", ".jsonl")
 INTEGER = re.compile(r"-?\d+")
+
+
+def _through_train_file(path: Path) -> list:
+    raise UserError(f"{path}: your own files are read through --train-file / --validation-file / --test-file "
+                    "(with --text-column, --label-column), not --data")
+
+
+# The user's files as a task's data format: only `group` (--limit keeps the label balance) is used; --data is refused.
+LABELLED_FORMAT = DataFormat("your labelled files", ("train.csv", "test.csv"), _through_train_file,
+                             lambda e: e.label, Path(__file__).parent / "samples" / "sst2.tsv", {})
 
 
 @dataclasses.dataclass(frozen=True)

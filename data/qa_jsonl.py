@@ -18,7 +18,7 @@ from pathlib import Path
 from errors import UserError
 
 from .labelled import read_text
-from .squad import QAExample
+from .squad import QAExample, read_squad_json, squad_format
 
 KEYS = ("id", "context", "question", "answers")
 
@@ -76,3 +76,15 @@ def _example(record: object, where: str) -> QAExample:
                             f"(0..{len(context) - 1})")
     return QAExample(record["id"], record.get("title", ""), record["question"], context, list(answers["text"]),
                      list(answers["answer_start"]), not answers["text"])
+
+
+def read_qa_file(path: str | Path, squad_version: str) -> list[QAExample]:
+    """A QA file of the user's, SQuAD JSON (.json) or squad-layout JSONL (.jsonl), checked as SQuAD
+    `squad_version` is (v1.1 refuses unanswerable questions; shifted answer_starts are refused)."""
+    path = Path(path)
+    if path.suffix.lower() not in (".json", ".jsonl"):
+        raise UserError(f"{path}: unknown file type {path.suffix or '(no suffix)'!r}; QA files are SQuAD's .json "
+                        "or Hugging Face squad-layout .jsonl")
+    examples = read_squad_jsonl(path) if path.suffix.lower() == ".jsonl" else read_squad_json(path)
+    squad_format(squad_version).check(examples, path)
+    return examples

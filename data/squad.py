@@ -7,17 +7,22 @@ Layout: `{"version", "data": [{"title", "paragraphs": [{"context", "qas": [{"id"
 A structural problem (not SQuAD, a missing key, an `answer_start` outside its context,
 a repeated id) stops the load with the file and question id. An answer whose text is
 not exactly `context[start:start + len(text)]` is kept, since the official data may have
-such quirks and the metric only compares texts; `check_answer_starts` notes them, and refuses a file where more than MAX_SHIFTED_FRACTION of the answers
-are shifted (the head would train on wrong spans: offsets in bytes, or counted from 1).
+such quirks and the metric only compares texts; `check_answer_starts` notes them, and
+refuses a file where more than MAX_SHIFTED_FRACTION of the answers are shifted (the head
+would train on wrong spans: offsets in bytes, or counted from 1).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import sys
 from pathlib import Path
 
 from errors import UserError
+
+from .formats import DataFormat
 
 MAX_SHIFTED_FRACTION = 0.01  # of the answers; above it answer_start is taken to be wrong, not a quirk
 
@@ -120,3 +125,24 @@ def check_answer_starts(examples: list[QAExample], path: str | Path) -> str | No
                         "(not byte) offset of the answer text in its context")
     return (f"{len(shifted):,} of {total:,} answers ({len(shifted) / total:.2%}) are not at their answer_start, e.g. "
             f"{example}; kept (at most {MAX_SHIFTED_FRACTION:.0%} is taken for quirks of the data)")
+
+
+def squad_format(version: str) -> DataFormat:
+    """SQuAD `version` ("1.1" or "2.0"): its file names, and `--data squad` downloads that version."""
+    if version not in ("1.1", "2.0"):
+        raise UserError(f"unknown SQuAD version {version!r}: expected 1.1 or 2.0")
+    return DataFormat(f"SQuAD v{version}", (f"train-v{version}.json", f"dev-v{version}.json"), read_squad_json,
+                      lambda e: "no answer" if e.is_impossible else "answer",
+                      Path(__file__).parent / "samples" / "squad_v2.json",
+                      {"squad": "squad" if version == "1.1" else "squad_v2", "squad_v2": "squad_v2"},
+                      functools.partial(_check_version, version))
+
+
+def _check_version(version: str, examples: list[QAExample], path: Path) -> None:
+    """Refuse v2 data for a v1.1 run (its unanswerable questions would be scored wrongly), and a file
+    whose answer_starts are shifted; a few answers off their context are kept, with a note."""
+    if version == "1.1" and any(e.is_impossible for e in examples):
+        raise UserError(f"{path} has unanswerable questions (SQuAD 2.0): pass --squad-version 2.0")
+    note = check_answer_starts(examples, path)
+    if note:
+        print(f"note: {path}: {note}", file=sys.stderr)

@@ -13,10 +13,9 @@ import pytest
 
 import eval as eval_script
 import train as train_script
-from data.sources import SAMPLES
-from data.squad import read_squad_json
-from data.sst2 import read_sst2_tsv
-from tasks.classification import SST2_PROMPT
+from data.squad import read_squad_json, squad_format
+from data.sst2 import SST2_FORMAT, read_sst2_tsv
+from tasks import TASKS
 from test_train_e2e import SQUAD, SST2, head_tensors, metrics_of, run
 
 COMMON = ["--lr", "1e-2", "--epochs", "3", "--batch-size", "16"]
@@ -33,7 +32,7 @@ def sst2_as_csv(path: Path) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["sentence", "label"])
-        writer.writerows((e.text, ("negative", "positive")[e.label]) for e in read_sst2_tsv(SAMPLES["sst2"]))
+        writer.writerows((e.text, ("negative", "positive")[e.label]) for e in read_sst2_tsv(SST2_FORMAT.sample))
     return path
 
 
@@ -43,7 +42,7 @@ def test_sst2_as_csv_with_word_labels_reproduces_the_sst2_task_exactly(tiny, tmp
              "--val-fraction", "0.2"]
     assert run(train_script, ["--task", "sst2", "--data", "sample", *flags, "--output", str(tmp_path / "sst2")])[0] == 0
     generic = ["--task", "classification", "--train-file", str(sst2_as_csv(tmp_path / "sst2.csv")),
-               "--text-column", "sentence", "--prompt", SST2_PROMPT]
+               "--text-column", "sentence", "--prompt", TASKS["sst2"].prompt]
     assert run(train_script, [*generic, *flags, "--output", str(tmp_path / "csv")])[0] == 0
     assert without_timings(metrics_of(tmp_path / "csv")) == without_timings(metrics_of(tmp_path / "sst2"))
     assert (tmp_path / "csv" / "predictions.jsonl").read_text() == (tmp_path / "sst2" / "predictions.jsonl").read_text()
@@ -95,7 +94,7 @@ def test_an_n_class_head_reloads_in_eval_and_reproduces_its_metrics(pairs_run, t
 
 def test_qa_from_squad_layout_jsonl_equals_qa_from_the_official_json(tiny, tmp_path):
     rows = [{"id": e.id, "title": e.title, "context": e.context, "question": e.question,
-             "answers": {"text": e.answers, "answer_start": e.answer_starts}} for e in read_squad_json(SAMPLES["squad"])]
+             "answers": {"text": e.answers, "answer_start": e.answer_starts}} for e in read_squad_json(squad_format("2.0").sample)]
     jsonl = tmp_path / "squad.jsonl"
     jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
     flags = [a for a in SQUAD if a not in ("--task", "squad", "--data", "sample")] + ["--model", str(tiny)]
