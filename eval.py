@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from errors import UserError, exit_on_user_error
-from llama.loading import REPO_ID
+from heads.head_file import locate_head, read_head_task
 from tasks import TASKS
 from training import atomic
 from training.devices import free_space
@@ -27,20 +27,6 @@ INHERITED = ("model", "revision", "data", "split", "squad_version", "seed", "lim
              "max_length", "doc_stride", "dtype", "no_answer_threshold")
 
 
-def resolve_head(head: str) -> Path:
-    """A local run directory as is; a Hub repo id downloaded (head, config and metrics only)."""
-    path = Path(head).expanduser()
-    if path.is_dir() or not REPO_ID.match(head):
-        return path
-    import huggingface_hub
-
-    try:
-        return Path(huggingface_hub.snapshot_download(head, allow_patterns=["head.safetensors", "*.json"]))
-    except Exception as err:  # offline, missing, gated: one line either way
-        raise UserError(f"cannot download the head {head!r} ({type(err).__name__}); pass the run's local "
-                        "directory, or log in (`huggingface-cli login` or HF_TOKEN=...)") from None
-
-
 def parse_args(argv: list[str] | None):
     p = common_parser(__doc__.split("\n\n")[0])
     p.add_argument("--head", help="output directory of a train.py run (holds head.safetensors), "
@@ -48,10 +34,13 @@ def parse_args(argv: list[str] | None):
     p.set_defaults(recipe="report")  # the readout of a baseline without --head: the report's (last layer, plain)
     known, _ = p.parse_known_args(argv)
     if known.head is not None:
-        known.head = resolve_head(known.head)
+        known.head = locate_head(known.head)
         config_path = known.head / "train_config.json"
         if not config_path.is_file():
             raise UserError(f"{config_path} not found: --head needs the output directory of a train.py run")
+        head_task = read_head_task(known.head)
+        if head_task is not None and head_task != known.task:
+            raise UserError(f"{known.head} holds a {head_task!r} head, not {known.task!r}: pass --task {head_task}")
         trained = json.loads(config_path.read_text())
         p.set_defaults(zero_shot="none", **{k: trained[k] for k in INHERITED if k in trained})
     args = apply_task_defaults(p.parse_args(argv))

@@ -207,7 +207,7 @@ def write_outputs(args, task, model, base_config, config: dict, metrics: dict, p
     out = args.output
     save_head(out / HEAD_FILE, model.head_state_dict(), base_model=args.model, config=base_config,
               task=task.name, label_names=task.label_names, revision=args.revision, readout=readout,
-              decision=decision)
+              decision=decision, use=task.use_settings(args), base_dtype=model.model.embed_tokens.weight.dtype)
     params = parameter_counts(model)
     atomic.write_json(out / "metrics.json", {**metrics, "readout": readout, "selection": selection,
                                              "decision": decision,

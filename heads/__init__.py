@@ -1,9 +1,12 @@
-"""Small trainable heads on a frozen Llama backbone, and the stores of what the backbone computes."""
+"""Small trainable heads on a frozen Llama backbone, the stores of what the backbone computes, and
+`load`, which puts a trained head to use on new text."""
 
 from .cache import StreamedFeatures, TokenFeatureTable
 from .classification import SequenceClassifier, pool_last_token, pool_mean
 from .frozen import FrozenBackboneHead, parameter_counts
 from .qa import QuestionAnswerer, qa_loss
+from .trained import TrainedAnswerer, TrainedClassifier, load
 
 __all__ = ["FrozenBackboneHead", "QuestionAnswerer", "SequenceClassifier", "StreamedFeatures", "TokenFeatureTable",
-           "parameter_counts", "pool_last_token", "pool_mean", "qa_loss"]
+           "TrainedAnswerer", "TrainedClassifier", "load", "parameter_counts", "pool_last_token", "pool_mean",
+           "qa_loss"]

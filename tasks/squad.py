@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 from typing import Callable
 
-import numpy as np
 import torch
 
-from data.batching import padded_batches, padding_fraction, token_budget_batches
 from data.progress import Progress
-from data.qa_answers import answer_questions
+from data.qa_answers import abstains, answer_questions
 from data.qa_features import QAFeature, make_qa_features
 from data.squad import QAExample
 from heads import QuestionAnswerer, StreamedFeatures, TokenFeatureTable, qa_loss
-from heads.cache import keep_positions
+from heads.windows import echo_view, span_logits_of, window_states
 from llama import LlamaConfig, LlamaForCausalLM, Tokenizer
 from llama.chat import chat_prompt
 from llama.generate import generate
@@ -108,15 +105,8 @@ def prepare(tokenizer: Tokenizer, examples: list[QAExample], args: argparse.Name
                                echo=candidates[0].echo)
     if not candidates[0].echo:
         return Windows(windows, None, windows, tokenizer.pad_id, args.batch_tokens)
-    kept = [[0] + [i for i, span in enumerate(w.offsets) if span is not None] for w in windows]
-    return Windows(windows, kept, [head_view(w, k) for w, k in zip(windows, kept)], tokenizer.pad_id,
-                   args.batch_tokens)
-
-
-def head_view(window: QAFeature, kept: list[int]) -> QAFeature:
-    """`window` restricted to the positions `kept` (which hold its labels), renumbered from 0."""
-    return QAFeature(window.example_id, [window.input_ids[i] for i in kept], [window.offsets[i] for i in kept],
-                     kept.index(window.start_position), kept.index(window.end_position))
+    kept, views = echo_view(windows)
+    return Windows(windows, kept, views, tokenizer.pad_id, args.batch_tokens)
 
 
 def extract(qa: QuestionAnswerer, prepared: Windows, candidates: list[Readout], place: str,
@@ -126,24 +116,10 @@ def extract(qa: QuestionAnswerer, prepared: Windows, candidates: list[Readout], 
     `place` is where the states go ("accelerator", "ram", "disk"), or "stream": store nothing and
     rerun the frozen pass for each training batch.
     """
-    sequences = [w.input_ids for w in prepared.windows]
-    lengths = prepared.lengths
     layers = sorted({r.layer for r in candidates})
     device = qa.model.embed_tokens.weight.device
-    if place == "stream":
-        stores = {k: StreamedFeatures(sequences, prepared.pad_id, functools.partial(qa.features, layer=k),
-                                      input_device=device, device=device, positions=prepared.kept) for k in layers}
-        padding = 0.0
-    else:
-        stores = {k: TokenFeatureTable(prepared.cached_lengths, qa.config.hidden_size, place=place, device=device)
-                  for k in layers}
-        batches = token_budget_batches(lengths, prepared.batch_tokens)
-        for batch, input_ids, attention_mask in padded_batches(sequences, batches, prepared.pad_id, device, desc):
-            for k, hidden in zip(layers, qa.features(input_ids, attention_mask, layer=layers)):
-                if prepared.kept is not None:
-                    hidden = keep_positions(hidden, [prepared.kept[i] for i in batch])
-                stores[k].write_batch(batch, hidden)
-        padding = padding_fraction(batches, lengths)
+    stores, padding = window_states(qa, prepared.windows, prepared.kept, layers, place, prepared.pad_id,
+                                    prepared.batch_tokens, desc)
     views = prepared.views
     return WindowFeatures(stores, views, torch.tensor([v.start_position for v in views], device=device),
                           torch.tensor([v.end_position for v in views], device=device), candidates, padding)
@@ -159,17 +135,9 @@ def predict(qa: QuestionAnswerer, features: WindowFeatures, examples: list[QAExa
             batch_size: int = 64) -> list[dict]:
     """Head logits -> the best span per question (and, for SQuAD 2.0, its no-answer probability:
     sigmoid(null score - best span score), 0.5 where the two are equal)."""
-    start_logits: list[np.ndarray] = []
-    end_logits: list[np.ndarray] = []
-    with torch.no_grad():
-        for first in range(0, len(features), batch_size):
-            indices = list(range(first, min(first + batch_size, len(features))))
-            hidden, mask, readout = features.batch(indices)
-            s, e = (logits.float().cpu() for logits in qa.span_logits(hidden, mask, lookahead=readout.lookahead))
-            for row, index in enumerate(indices):
-                T = len(features.windows[index].input_ids)
-                start_logits.append(s[row, :T].numpy())
-                end_logits.append(e[row, :T].numpy())
+    (readout,) = features.readouts
+    start_logits, end_logits = span_logits_of(qa, features.stores[readout.layer], features.windows,
+                                              lookahead=readout.lookahead, batch_size=batch_size)
     spans, no_answer_probs = answer_questions(examples, features.windows, start_logits, end_logits)
     if args.squad_version != "2.0":
         return [{"text": spans[e.id]} for e in examples]
@@ -213,7 +181,7 @@ def score(examples: list[QAExample], predictions: list[dict], args: argparse.Nam
     no_answer_probs = {e.id: p["no_answer_prob"] for e, p in zip(examples, predictions)} if with_probs else None
     spans = {e.id: p["text"] for e, p in zip(examples, predictions)}
     threshold = no_answer_threshold(args) if with_probs else 1.0
-    answers = {i: "" if with_probs and no_answer_probs[i] > threshold else text for i, text in spans.items()}
+    answers = {i: "" if with_probs and abstains(no_answer_probs[i], threshold) else text for i, text in spans.items()}
     references = {e.id: ([] if e.is_impossible else e.answers) for e in examples}
     results = {"squad": squad.scores(spans, references, no_answer_probs=no_answer_probs,
                                      no_answer_threshold=threshold)}
@@ -249,6 +217,12 @@ def decision_rule(args: argparse.Namespace, validation_metrics: Callable[[], dic
     return {} if metrics is None else {"no_answer_threshold": metrics["squad"]["best_f1_thresh"]}
 
 
+def use_settings(args: argparse.Namespace) -> dict:
+    """The windows of a context, and when to answer "" (None: a SQuAD 1.1 head, which always answers)."""
+    threshold = no_answer_threshold(args) if args.squad_version == "2.0" else None
+    return {"max_length": args.max_length, "doc_stride": args.doc_stride, "no_answer_threshold": threshold}
+
+
 def headline(metrics: dict) -> str:
     s = metrics["squad"]
     return f"exact {s['exact']:.2f}  f1 {s['f1']:.2f}  (0-100)"
@@ -279,5 +253,5 @@ SQUAD = Task(
     main_metric="squad.f1",
     readouts=readouts, readout_from=readout_from, prepare=prepare, extract=extract, batch_loss=batch_loss,
     predict=predict, prompt_predict=prompt_predict, score=score, decision_rule=decision_rule,
-    headline=headline, metric_rows=metric_rows,
+    use_settings=use_settings, headline=headline, metric_rows=metric_rows,
 )

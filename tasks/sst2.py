@@ -115,10 +115,8 @@ def extract(classifier: SequenceClassifier, prepared: Prepared, candidates: list
         pools = sorted({"last" if r.pool == "last" else "mean" for _, r in wanted})
         lengths = [len(s) for s in sentences.sequences]
         batches = token_budget_batches(lengths, prepared.batch_tokens)
-        for batch, input_ids, attention_mask in padded_batches(sentences.sequences, batches, prepared.pad_id,
-                                                               device, desc):
-            start = torch.tensor([sentences.starts[i] for i in batch], device=device) if "mean" in pools else None
-            states = classifier.pooled_states(input_ids, attention_mask, layers, pools, start)  # (B, P, L, C)
+        for batch, states in classifier.pooled_batches(sentences.sequences, sentences.starts, batches, layers, pools,
+                                                       prepared.pad_id, desc):  # (B, P, L, C)
             for i, r in wanted:
                 pool = pools.index("last" if r.pool == "last" else "mean")
                 vectors[batch, i] = states[:, pool, layers.index(r.layer)].float().to(vectors.device)
@@ -137,9 +135,7 @@ def batch_loss(classifier: SequenceClassifier, features: PooledFeatures, indices
 def predict(classifier: SequenceClassifier, features: PooledFeatures, examples: list[SentenceExample],
             args: argparse.Namespace) -> list[list[float]]:
     """Class probabilities per sentence, from the head on cached features."""
-    with torch.no_grad():
-        vectors = features.vectors[:, 0].to(classifier.score.weight.device)
-        return classifier.logits(vectors).softmax(-1).cpu().tolist()
+    return classifier.probabilities(features.vectors[:, 0]).tolist()
 
 
 def prompt_predict(lm: LlamaForCausalLM, tokenizer: Tokenizer, examples: list[SentenceExample],
@@ -184,6 +180,11 @@ def decision_rule(args: argparse.Namespace, validation_metrics: Callable[[], dic
     return {}
 
 
+def use_settings(args: argparse.Namespace) -> dict:
+    """Nothing beyond the readout: a sentence is encoded as in training, whatever its length."""
+    return {}
+
+
 def headline(metrics: dict) -> str:
     return f"accuracy {metrics['accuracy']:.4f}  f1 {metrics['f1']:.4f}"
 
@@ -204,5 +205,5 @@ SST2 = Task(
     own_flags=("pool",), per_token=False, main_metric="accuracy",
     readouts=readouts, readout_from=readout_from, prepare=prepare, extract=extract, batch_loss=batch_loss,
     predict=predict, prompt_predict=prompt_predict, score=score, decision_rule=decision_rule,
-    headline=headline, metric_rows=metric_rows,
+    use_settings=use_settings, headline=headline, metric_rows=metric_rows,
 )

@@ -59,6 +59,8 @@ class Task:
     # threshold): (args, a call scoring the validation slice) -> {flag: value}; {} when nothing is left to choose.
     # The call runs only when something is (on every rank: it is collective; it gives None on ranks other than 0).
     decision_rule: Callable[[argparse.Namespace, Callable[[], dict | None]], dict]
+    # What a user of the trained head must apply as training did (the head file's `use`): (args) -> settings.
+    use_settings: Callable[[argparse.Namespace], dict]
     headline: Callable[[dict], str]  # the one line of scores printed after each evaluation
     metric_rows: Callable[[dict], list[tuple[str, str]]]  # report.md rows: (label, key path into metrics)
 
