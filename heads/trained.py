@@ -109,6 +109,10 @@ class TrainedClassifier(TrainedHead):
 
     def probabilities(self, texts: str | list[str]) -> torch.Tensor:
         """(N, labels) class probabilities, from the same frozen pass and pooling training ran."""
+        return self.head.probabilities(self.pooled(texts))
+
+    def pooled(self, texts: str | list[str]) -> torch.Tensor:
+        """(N, C) float32: each text's state as the readout reads it (block, echo, pooling), what the head scores."""
         texts = [texts] if isinstance(texts, str) else list(texts)
         for i, text in enumerate(texts):
             if not isinstance(text, str) or not text.strip():
@@ -122,7 +126,7 @@ class TrainedClassifier(TrainedHead):
         for batch, states in self.head.pooled_batches(sequences, starts, batches, [readout.block], [readout.pool],
                                                       self.tokenizer.pad_id, "frozen pass"):  # (B, 1, 1, C)
             vectors[batch] = states[:, 0, 0].float().to(vectors.device)
-        return self.head.probabilities(vectors)
+        return vectors
 
     def fit_to_context(self, texts: list[str]) -> list[str]:
         """Each text cut, with a warning, to what fits the model's context with this readout's layout."""

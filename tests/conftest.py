@@ -88,13 +88,15 @@ def tiny(tmp_path_factory, smollm2_checkpoint) -> Path:
     return tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "model", smollm2_checkpoint, 32, seed=0)
 
 
-# Tiny-model runs for the tests of using a head (heads.load, predict.py, the page). Readouts other than
-# transformers' (an inner block, echo) where they exist: a head that ignored its readout would not
-# reproduce its run.
+# Tiny-model runs for the tests of using a head (heads.load, predict.py, the page, interop). Readouts other
+# than transformers' (an inner block, echo) where they exist, since a head that ignored its readout would not
+# reproduce its run; sst2_report and squad_v1 read what transformers' classes read.
 COMMON = ["--data", "sample", "--lr", "1e-2", "--zero-shot", "none", "--recipe", "report"]
 RUNS = {
     "sst2": ["--task", "sst2", *COMMON, "--epochs", "3", "--limit", "96", "--eval-limit", "40", "--batch-size", "16",
              "--layer", "1", "--pool", "echo"],
+    "sst2_report": ["--task", "sst2", *COMMON, "--epochs", "3", "--limit", "96", "--eval-limit", "40",
+                    "--batch-size", "16", "--layer", "last", "--pool", "last"],
     "squad_v1": ["--task", "squad", "--squad-version", "1.1", *COMMON, "--data", "{v1_sample}", "--epochs", "2",
                  "--limit", "24", "--eval-limit", "12", "--batch-size", "8", "--max-length", "192", "--doc-stride", "64",
                  "--layer", "last", "--no-echo"],

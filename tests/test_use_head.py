@@ -108,6 +108,7 @@ def test_a_state_dict_without_its_readout_is_refused(runs, tmp_path):
 
 def test_the_head_file_records_whether_transformers_reproduces_it(runs):
     assert heads.load(runs["sst2"]).transformers_class == ""  # block 1 of 2, echo
+    assert heads.load(runs["sst2_report"]).transformers_class == "LlamaForSequenceClassification"
     assert heads.load(runs["squad_v1"]).transformers_class == "LlamaForQuestionAnswering"
     assert heads.load(runs["squad_v2"]).transformers_class == ""
 
