@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
         atomic.write_jsonl(Path(args.output) / "predictions.jsonl", predictions)
         print(f"wrote {args.output}/: metrics.json, predictions.jsonl")
     if args.push_to_hub:
-        print(f"pushed to {push_head(args.head, args.push_to_hub, base_model=args.model, task=task.name)}")
+        print(f"pushed to {push_head(args.head, args.push_to_hub)}")
     return metrics
 
 

@@ -232,7 +232,7 @@ def write_outputs(args, task, model, base_config, config: dict, metrics: dict, p
     print(f"wrote {out}/: {HEAD_FILE}, metrics.json, predictions.jsonl, report.md, "
           + ", ".join(name for _, name in pictures))
     if args.push_to_hub:
-        print(f"pushed to {push_head(out, args.push_to_hub, base_model=args.model, task=task.name)}")
+        print(f"pushed to {push_head(out, args.push_to_hub)}")
 
 
 def selection_curves(selection: list[dict]) -> dict[str, list[tuple[int, float]]]:
