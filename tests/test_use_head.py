@@ -119,3 +119,29 @@ def test_a_head_loaded_onto_a_given_base_module(runs, tiny):
     base = llama.load_pretrained(str(tiny), dtype=torch.bfloat16)
     head = heads.load(runs["sst2"], base=base)
     assert head.head.model is base.model
+
+
+def test_smollm2_sample_head_with_the_default_readout_reproduces_its_run(smollm2_checkpoint, tmp_path):
+    """The bundled model with the default recipe's readout on SST-2 (block 15 of 30, echo, mean)."""
+    import train as train_script
+    from test_train_e2e import run
+
+    out = tmp_path / "sst2"
+    argv = ["--task", "sst2", "--model", "smollm2-135m", "--data", "sample", "--lr", "1e-3", "--recipe", "report",
+            "--layer", "15", "--pool", "echo", "--zero-shot", "none", "--output", str(out)]
+    assert run(train_script, argv)[0] == 0
+    head = heads.load(out)
+    assert head.readout == heads.readout.ClassifierReadout(block=15, echo=True, pool="mean")
+    texts = [e.text for e in split_examples(out)]
+    probs = head.probabilities(texts)
+    expected = predictions(out)
+    assert [head.label_names[k] for k in probs.argmax(-1).tolist()] == [p["prediction"] for p in expected]
+    assert [round(p, 6) for p in probs[:, 1].tolist()] == [p["prob_positive"] for p in expected]
+
+
+def test_eval_with_a_head_of_the_other_task_names_its_task(runs, capsys):
+    import eval as eval_script
+    from test_train_e2e import run
+
+    code, err = run(eval_script, ["--task", "sst2", "--head", str(runs["squad_v2"])], capsys)
+    assert code == 2 and err.count("\n") == 1 and "holds a 'squad' head, not 'sst2': pass --task squad" in err
