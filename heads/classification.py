@@ -114,4 +114,5 @@ class SequenceClassifier(FrozenBackboneHead):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(B, T) -> (B, num_labels) logits; the clone turns the inference tensor into a trainable input."""
+        self.check_forward_reads_the_readout()
         return self.logits(self.features(input_ids, attention_mask).clone())

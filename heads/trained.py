@@ -58,6 +58,8 @@ def load(head: str | Path, base: str | llama.LlamaForCausalLM | None = None, *,
     if base is None or isinstance(base, str):
         base = llama.load_pretrained(name, dtype=dtype, device=device, revision=revision, token=token)
     info.check_base(base.config)
+    if name != info.base_model:
+        warnings.warn(f"the head was trained on {info.base_model}, loaded onto {name} (same architecture)")
     if tokenizer is None:
         tokenizer = llama.load_tokenizer(name, revision=revision)
     if isinstance(info.readout, ClassifierReadout):
@@ -70,7 +72,7 @@ class TrainedHead:
 
     def __init__(self, info: HeadFile, head: SequenceClassifier | QuestionAnswerer, tokenizer: llama.Tokenizer,
                  batch_tokens: int) -> None:
-        head.load_head_state_dict(info.tensors)
+        head.load_head_state_dict(info.tensors, readout=info.readout)
         self.info = info
         self.head = head.to(head.model.embed_tokens.weight.device).eval()
         self.tokenizer = tokenizer

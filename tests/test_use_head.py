@@ -145,3 +145,18 @@ def test_eval_with_a_head_of_the_other_task_names_its_task(runs, capsys):
 
     code, err = run(eval_script, ["--task", "sst2", "--head", str(runs["squad_v2"])], capsys)
     assert code == 2 and err.count("\n") == 1 and "holds a 'squad' head, not 'sst2': pass --task squad" in err
+
+
+def test_forward_refuses_a_readout_it_does_not_read_and_tensors_loaded_without_one(runs):
+    from data.batching import pad_right
+    from heads import SequenceClassifier
+
+    echoed, report = heads.load(runs["sst2"]), heads.load(runs["sst2_report"])
+    input_ids, mask = pad_right([echoed.tokenizer.encode("fine")], echoed.tokenizer.pad_id)
+    with pytest.raises(UserError, match=r"this head reads ClassifierReadout\(block=1, echo=True.*heads.load"):
+        echoed.head(input_ids, mask)
+    bare = SequenceClassifier(echoed.head.config, backbone=echoed.head.model)
+    bare.load_head_state_dict(echoed.info.tensors)
+    with pytest.raises(UserError, match="loaded without their readout.*heads.load"):
+        bare(input_ids, mask)
+    torch.testing.assert_close(report.head(input_ids, mask), report.head.logits(report.pooled(["fine"])))
