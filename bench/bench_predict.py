@@ -3,7 +3,7 @@
 Trains (or takes, --head) an SST-2 head with the default readout (block 15 of 30, echo, mean pooling:
 what the default recipe chooses on SmolLM2), then alternates, --repeats times:
 
-- train: the frozen pass train.py runs over its test split (`tasks.sst2.prepare` + `extract`), timed;
+- train: the frozen pass train.py runs over its test split (`tasks.sst2.prepare` + `frozen_pass`), timed;
 - classify: `heads.load(run).classify(sentences)` in this process, timed;
 - predict.py: `python predict.py --head RUN --input dev.txt` in a fresh process, wall time including
   Python's start, loading the base and writing the JSONL.
@@ -32,7 +32,7 @@ def train_head(output: Path, train_limit: int) -> None:
     import train as train_script
 
     train_script.main(["--task", "sst2", "--model", "smollm2-135m", "--data", str(SHARED), "--split", "dev",
-                       "--recipe", "report", "--layer", "15", "--pool", "echo", "--lr", "1e-3", "--epochs", "20",
+                       "--recipe", "report", "--block", "15", "--echo", "--pool", "mean", "--lr", "1e-3", "--epochs", "20",
                        "--limit", str(train_limit), "--eval-limit", "40", "--zero-shot", "none",
                        "--output", str(output)])
 
@@ -58,13 +58,11 @@ def main() -> None:
     sentences = work / "dev.txt"
     sentences.write_text("".join(e.text + "\n" for e in examples))
     head = heads.load(args.head)
-    readout_fields = {"layer": head.readout.block, "pool": "echo" if head.readout.echo else head.readout.pool}
-    task_readout = SST2.readout_from(readout_fields)
     flags = argparse.Namespace(batch_tokens=heads.trained.BATCH_TOKENS)
 
     def train_pass() -> int:
-        prepared = SST2.prepare(head.tokenizer, examples, flags, [task_readout])
-        SST2.extract(head.head, prepared, [task_readout], "ram", "train-side frozen pass")
+        prepared = SST2.prepare(head.tokenizer, examples, flags, [head.readout])
+        SST2.frozen_pass(head.head, prepared, [head.readout], "ram", "train-side frozen pass")
         return sum(prepared.lengths)
 
     tokens = train_pass()  # warm-up, and the token count all three share

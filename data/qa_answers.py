@@ -30,14 +30,14 @@ from typing import Sequence
 
 import numpy as np
 
-from .qa_features import QAFeature
+from .qa_windows import QAWindow
 from .squad import QAExample
 
 
 @dataclasses.dataclass
 class SpanAnswer:
     """A question's best span: `text == context[start:end]` (characters), "" (0, 0) when no window has a
-    valid span; `window` indexes the features (-1: none); `null_margin`: null score - best span score
+    valid span; `window` indexes the windows (-1: none); `null_margin`: null score - best span score
     (+inf when there is no span)."""
 
     text: str
@@ -51,17 +51,17 @@ class SpanAnswer:
         return _sigmoid(self.null_margin)
 
 
-def answer_questions(examples: list[QAExample], features: list[QAFeature],
+def answer_questions(examples: list[QAExample], windows: list[QAWindow],
                      start_logits: Sequence, end_logits: Sequence, n_best: int = 20,
                      max_answer_length: int = 30, null_threshold: float = 0.0,
                      allow_no_answer: bool = False) -> tuple[dict[str, str], dict[str, float]]:
     """(predictions, no_answer_probs), both keyed by question id.
 
-    `start_logits[i]` / `end_logits[i]` are 1-D (numpy or torch) for features[i], at least as
+    `start_logits[i]` / `end_logits[i]` are 1-D (numpy or torch) for windows[i], at least as
     long as its input_ids; anything beyond (right padding) is ignored. A question with no
     valid span in any window (only possible for an empty context) is answered "".
     """
-    answers = best_spans(examples, features, start_logits, end_logits, n_best, max_answer_length)
+    answers = best_spans(examples, windows, start_logits, end_logits, n_best, max_answer_length)
     predictions = {}
     for example in examples:
         answer = answers[example.id]
@@ -70,29 +70,29 @@ def answer_questions(examples: list[QAExample], features: list[QAFeature],
     return predictions, {i: a.no_answer_prob for i, a in answers.items()}
 
 
-def best_spans(examples: list[QAExample], features: list[QAFeature], start_logits: Sequence, end_logits: Sequence,
+def best_spans(examples: list[QAExample], windows: list[QAWindow], start_logits: Sequence, end_logits: Sequence,
                n_best: int = 20, max_answer_length: int = 30) -> dict[str, SpanAnswer]:
     """Steps 1-4 of the module docstring: each question's best span and its no-answer probability."""
-    if not len(features) == len(start_logits) == len(end_logits):
-        raise ValueError(f"{len(features)} features but {len(start_logits)} start and "
+    if not len(windows) == len(start_logits) == len(end_logits):
+        raise ValueError(f"{len(windows)} windows but {len(start_logits)} start and "
                          f"{len(end_logits)} end logit rows")
     if hasattr(start_logits, "detach") or isinstance(start_logits, np.ndarray):  # one (N, T) block
         start_logits, end_logits = _numpy(start_logits), _numpy(end_logits)
-    windows = defaultdict(list)
-    for index, (feature, start, end) in enumerate(zip(features, start_logits, end_logits)):
-        n = len(feature.input_ids)
-        windows[feature.example_id].append((index, feature, _numpy(start)[:n], _numpy(end)[:n]))
+    by_question = defaultdict(list)
+    for index, (window, start, end) in enumerate(zip(windows, start_logits, end_logits)):
+        n = len(window.input_ids)
+        by_question[window.example_id].append((index, window, _numpy(start)[:n], _numpy(end)[:n]))
     answers = {}
     for example in examples:
-        if example.id not in windows:
-            raise ValueError(f"question {example.id} has no features")
+        if example.id not in by_question:
+            raise ValueError(f"question {example.id} has no windows")
         best_score, best, null_score = -math.inf, SpanAnswer("", 0, 0, -1, math.inf), math.inf
-        for index, feature, start, end in windows[example.id]:
+        for index, window, start, end in by_question[example.id]:
             null_score = min(null_score, float(start[0] + end[0]))
-            span = _best_span(feature, start, end, n_best, max_answer_length)
+            span = _best_span(window, start, end, n_best, max_answer_length)
             if span is not None and span[0] > best_score:
                 best_score = span[0]
-                (first, _), (_, last) = feature.offsets[span[1]], feature.offsets[span[2]]
+                (first, _), (_, last) = window.offsets[span[1]], window.offsets[span[2]]
                 raw = example.context[first:last]
                 text = raw.strip()
                 at = first + len(raw) - len(raw.lstrip())
@@ -107,10 +107,10 @@ def abstains(no_answer_prob: float, threshold: float) -> bool:
     return no_answer_prob > threshold
 
 
-def _best_span(feature: QAFeature, start: np.ndarray, end: np.ndarray, n_best: int,
+def _best_span(window: QAWindow, start: np.ndarray, end: np.ndarray, n_best: int,
                max_answer_length: int) -> tuple[float, int, int] | None:
     """(score, start token, end token) of the best valid span in one window, or None."""
-    context = np.array([o is not None for o in feature.offsets])
+    context = np.array([o is not None for o in window.offsets])
     positions = np.flatnonzero(context)
     if positions.size == 0:
         return None

@@ -1,9 +1,14 @@
-"""What a head reads: which block's states, laid out and pooled how. It belongs to the head.
+"""What a head reads from the frozen base: its readout, recorded in the head file.
 
-A head's weights are only meaningful on the states they were trained on: the same matrix applied
-to another block's states, or to the last token instead of the mean over an echoed copy, runs
-without complaint and predicts nonsense. So the readout is stored in the head file beside the
-weights (`heads.head_file`) and applied by whatever uses the head (`heads.load`, eval.py).
+A head only fits the states it was trained on, so the readout travels with it
+(`dataclasses.asdict(readout)` under the head file's metadata key `readout`) and eval.py
+rebuilds the same frozen pass from it.
+
+- `block`: the block (1..num_hidden_layers) whose output the head reads, normed as the last is;
+- `echo`: the input is fed twice (SST-2: the sentence; SQuAD: question and context) and the head
+  reads the second copy, where every token has seen the whole input once already;
+- `pool` (classification only): one vector per sentence, the state of its last token ("last") or
+  the mean over its tokens ("mean"; with echo, over the second copy's tokens).
 """
 
 from __future__ import annotations
@@ -15,19 +20,20 @@ POOLS = ("last", "mean")
 
 @dataclasses.dataclass(frozen=True)
 class ClassifierReadout:
-    """The sentence's state after block `block` (1..depth); `echo`: the sentence fed twice, read on
-    the second copy; `pool`: "last", the last token's state, or "mean", the mean over the (second
-    copy of the) sentence's tokens."""
+    """The pooled state a `SequenceClassifier` reads."""
 
     block: int
     echo: bool
     pool: str
 
+    def __post_init__(self) -> None:
+        if self.pool not in POOLS:
+            raise ValueError(f"pool {self.pool!r}: expected one of {', '.join(POOLS)}")
+
 
 @dataclasses.dataclass(frozen=True)
 class SpanReadout:
-    """Every context token's state after block `block`; `echo`: question and context fed twice, the
-    head read on the second copy, where every token has seen the whole passage."""
+    """The per-token states a `QuestionAnswerer` reads."""
 
     block: int
     echo: bool

@@ -24,7 +24,7 @@ import torch
 import llama
 from data.batching import token_budget_batches
 from data.qa_answers import abstains, best_spans
-from data.qa_features import make_qa_features
+from data.qa_windows import make_windows
 from data.squad import QAExample
 from data.sst2 import ECHO_SEPARATOR, encode_sentences
 from errors import UserError
@@ -178,8 +178,8 @@ class TrainedAnswerer(TrainedHead):
                     raise UserError(f"pair {i + 1}: the {name} is empty")
         examples = [QAExample(str(i), "", q, c, [], [], True) for i, (q, c) in enumerate(zip(questions, contexts))]
         readout: SpanReadout = self.readout
-        windows = make_qa_features(examples, self.tokenizer, max_length=self.max_length, doc_stride=self.doc_stride,
-                                   echo=readout.echo)
+        windows = make_windows(examples, self.tokenizer, max_length=self.max_length, doc_stride=self.doc_stride,
+                               echo=readout.echo)
         kept, views = echo_view(windows) if readout.echo else (None, windows)
         stores, _ = window_states(self.head, windows, kept, [readout.block], self.place, self.tokenizer.pad_id,
                                   self.batch_tokens, "frozen pass")

@@ -94,15 +94,15 @@ def tiny(tmp_path_factory, smollm2_checkpoint) -> Path:
 COMMON = ["--data", "sample", "--lr", "1e-2", "--zero-shot", "none", "--recipe", "report"]
 RUNS = {
     "sst2": ["--task", "sst2", *COMMON, "--epochs", "3", "--limit", "96", "--eval-limit", "40", "--batch-size", "16",
-             "--layer", "1", "--pool", "echo"],
+             "--block", "1", "--echo", "--pool", "mean"],
     "sst2_report": ["--task", "sst2", *COMMON, "--epochs", "3", "--limit", "96", "--eval-limit", "40",
-                    "--batch-size", "16", "--layer", "last", "--pool", "last"],
+                    "--batch-size", "16", "--block", "last", "--no-echo", "--pool", "last"],
     "squad_v1": ["--task", "squad", "--squad-version", "1.1", *COMMON, "--data", "{v1_sample}", "--epochs", "2",
                  "--limit", "24", "--eval-limit", "12", "--batch-size", "8", "--max-length", "192", "--doc-stride", "64",
-                 "--layer", "last", "--no-echo"],
+                 "--block", "last", "--no-echo"],
     "squad_v2": ["--task", "squad", "--squad-version", "2.0", *COMMON, "--epochs", "2", "--limit", "24",
                  "--eval-limit", "12", "--batch-size", "8", "--max-length", "192", "--doc-stride", "64",
-                 "--layer", "1", "--echo", "--no-answer-threshold", "0.4"],
+                 "--block", "1", "--echo", "--no-answer-threshold", "0.4"],
 }
 
 

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 import heads
 from data.batching import pad_right
-from data.qa_features import make_qa_features
+from data.qa_windows import make_windows
 from data.squad import QAExample
 from data.sst2 import encode_sentences
 
@@ -67,10 +67,10 @@ def test_a_head_that_names_llama_for_question_answering_gets_its_logits(runs, ti
     hf.load_state_dict(load_file(runs["squad_v1"] / "head.safetensors"), strict=False)
     example = QAExample("q", "", "When was it completed?", "The tower was completed in 1889 for the fair.", [], [],
                         True)
-    (window,) = make_qa_features([example], head.tokenizer, max_length=192, doc_stride=64)
+    (window,) = make_windows([example], head.tokenizer, max_length=192, doc_stride=64)
     input_ids, mask = pad_right([window.input_ids], head.tokenizer.pad_id)
     with torch.no_grad():
-        start, end = head.head.span_logits(head.head.features(input_ids, mask).clone(), mask)
+        start, end = head.head.span_logits(head.head.states(input_ids, mask).clone(), mask)
         theirs = hf(input_ids=input_ids, attention_mask=mask)
     torch.testing.assert_close(start, theirs.start_logits, rtol=0, atol=1e-4)
     torch.testing.assert_close(end, theirs.end_logits, rtol=0, atol=1e-4)

@@ -128,7 +128,7 @@ def test_smollm2_sample_head_with_the_default_readout_reproduces_its_run(smollm2
 
     out = tmp_path / "sst2"
     argv = ["--task", "sst2", "--model", "smollm2-135m", "--data", "sample", "--lr", "1e-3", "--recipe", "report",
-            "--layer", "15", "--pool", "echo", "--zero-shot", "none", "--output", str(out)]
+            "--block", "15", "--echo", "--pool", "mean", "--zero-shot", "none", "--output", str(out)]
     assert run(train_script, argv)[0] == 0
     head = heads.load(out)
     assert head.readout == heads.readout.ClassifierReadout(block=15, echo=True, pool="mean")

@@ -24,9 +24,7 @@ def save_head(path: Path, tensors: dict[str, torch.Tensor], *, base_model: str, 
     base model they belong to, the readout (block, pooling, layout) they were trained on, the settings a
     user applies as training did, the prediction rule's settings chosen on validation (`Task.decision_rule`),
     and whether a transformers class reproduces the head."""
-    kind = head_kind(tensors)
-    interop = "" if readout.get("lookahead") else transformers_class(readout_from_fields(kind, readout, path),
-                                                                     config.num_hidden_layers)
+    interop = transformers_class(readout_from_fields(head_kind(tensors), readout, path), config.num_hidden_layers)
     metadata = {"base_model": base_model, "base_revision": revision or "",
                 "base_config_sha256": config_fingerprint(config), "task": task,
                 "base_dtype": str(base_dtype).removeprefix("torch.") if base_dtype is not None else "",
