@@ -118,7 +118,10 @@ def make_server(head, host: str = "127.0.0.1", port: int = 8000, max_chars: int 
 
 def serve(head, host: str = "127.0.0.1", port: int = 8000, max_chars: int = 100_000) -> None:
     """Serve the page until Ctrl-C."""
-    server = make_server(head, host, port, max_chars)
+    try:
+        server = make_server(head, host, port, max_chars)
+    except OSError as err:
+        raise UserError(f"cannot serve on {host}:{port} ({err.strerror}): pass another --port or --host") from None
     print(f"serving the {head.info.task} head at http://{host}:{server.server_address[1]}/ (Ctrl-C stops)",
           file=sys.stderr)
     try:

@@ -91,3 +91,13 @@ def test_a_browser_submits_a_sentence_and_a_question_and_reads_the_answers_from_
                          "document.getElementById('submit').click()")
         browser.wait_for("document.body.dataset.state === 'answered'")
         assert "the question is empty" in browser.evaluate("document.getElementById('error').textContent")
+
+
+def test_a_port_in_use_is_one_line(runs, served, capsys):
+    import predict as predict_script
+
+    port = served["sst2"][1].rsplit(":", 1)[1].rstrip("/")
+    with pytest.raises(SystemExit) as exit_:
+        predict_script.main(["--head", str(runs["sst2"]), "--serve", "--port", port])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith("error: cannot serve on 127.0.0.1:") and err.count("\n") == 1
