@@ -13,13 +13,14 @@ import torch
 
 import heads
 from errors import UserError
-from training.steps import load_data
+from flags import configured_task, data_settings
+from training.loading import load_data
 
 
 def split_examples(directory: Path) -> list:
     """The run's test split, loaded as train.py loaded it (its own train_config.json)."""
-    config = json.loads((directory / "train_config.json").read_text())
-    return load_data(argparse.Namespace(**config))[2]
+    args = argparse.Namespace(**json.loads((directory / "train_config.json").read_text()))
+    return load_data(configured_task(args), data_settings(args))[2]
 
 
 def predictions(directory: Path) -> list[dict]:
