@@ -33,9 +33,10 @@ INHERITED = ("model", "revision", "data", "split", "squad_version", "seed", "lim
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     task, recipe = chosen_task(argv, "report")  # the readout of a baseline without --head: the report's
-    p = common_parser(__doc__.split("\n\n")[0], task, recipe)
-    p.add_argument("--head", help="output directory of a train.py run (holds head.safetensors), "
-                                  "or the Hub repo a run was pushed to")
+    p = common_parser(__doc__.split("\n\n")[0], task, recipe,
+                      output_help="directory for metrics.json and predictions.jsonl (default: none, print only)")
+    p.groups["model"].add_argument("--head", help="output directory of a train.py run (holds head.safetensors), "
+                                                  "or the Hub repo a run was pushed to")
     known, _ = p.parse_known_args(argv)
     if known.head is not None:
         known.head = locate_head(known.head)

@@ -58,10 +58,8 @@ def main() -> None:
     sentences = work / "dev.txt"
     sentences.write_text("".join(e.text + "\n" for e in examples))
     head = heads.load(args.head)
-    flags = argparse.Namespace(batch_tokens=heads.trained.BATCH_TOKENS)
-
     def train_pass() -> int:
-        prepared = SST2.prepare(head.tokenizer, examples, flags, [head.readout])
+        prepared = SST2.prepare(head.tokenizer, examples, [head.readout], heads.trained.BATCH_TOKENS)
         SST2.frozen_pass(head.head, prepared, [head.readout], "ram", "train-side frozen pass")
         return sum(prepared.lengths)
 
