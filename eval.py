@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
             metrics["zero_shot_head"], predictions = evaluate(task, model, states, test, test)
             print(f"zero-shot (untrained head): {task.headline(metrics['zero_shot_head'])}")
         if args.head is not None:
-            model.load_head_state_dict(tensors)
+            model.load_head_state_dict(tensors, readout=readout)
             task = task.with_decision(json.loads(metadata.get("decision", "{}")))  # e.g. the no-answer threshold
             metrics["fine_tuned"], predictions = evaluate(task, model, states, test, test)
             print(f"head from {args.head} (base {metadata['base_model']}): {task.headline(metrics['fine_tuned'])}")
