@@ -100,12 +100,19 @@ def main(argv: list[str] | None = None) -> None:
     # 2. The readouts the flags allow, the token sequences, and the plan: sizes, FLOPs, where the features go.
     candidates = task.readouts(args, base_config)
     prepared = {name: task.prepare(tokenizer, part, args, candidates) for name, part in mine.items()}
+    picked, selection_cache = None, None  # with a choice of readout: the selection subset, what step 4 caches
+    if len(candidates) > 1:
+        subset = take(train, args.select_limit, args.seed)
+        whole = len(subset) == len(train)
+        picked = prepared["train"] if whole else task.prepare(tokenizer, distributed.shard(subset), args, candidates)
+        tables = len({r.layer for r in candidates}) if task.per_token else len(candidates)  # per block / readout
+        selection_cache = (picked.cached_lengths + prepared["val"].cached_lengths, tables)
     plan = plan_features(prepared["train"].lengths + prepared["val"].lengths, prepared["test"].lengths, base_config,
                          free, mode=args.features, per_token=task.per_token,
                          examples=(len(mine["train"]) + len(mine["val"]), len(mine["test"])),
                          cached_lengths=(prepared["train"].cached_lengths + prepared["val"].cached_lengths,
                                          prepared["test"].cached_lengths),
-                         depth=max(r.layer for r in candidates))
+                         depth=max(r.layer for r in candidates), selection=selection_cache)
     distributed.say(f"{len(train):,} training, {len(val):,} validation and {len(test):,} test examples"
                     + (f" ({distributed.world_size()} ranks; the plan is rank 0's share)"
                        if distributed.world_size() > 1 else ""))
@@ -119,11 +126,9 @@ def main(argv: list[str] | None = None) -> None:
                              schedule=args.schedule, max_grad_norm=args.max_grad_norm, average=args.average)
     # 4. When the flags leave a choice of readout (block, pooling, lookahead), make it on the validation slice:
     #    one frozen pass over up to --select-limit training examples caches every candidate's state.
+    #    Only the chosen readout's states are kept (all of them when the subset is the whole training part).
     readout, selection, features = candidates[0], [], {}
-    if len(candidates) > 1:
-        subset = take(train, args.select_limit, args.seed)
-        whole = len(subset) == len(train)
-        picked = prepared["train"] if whole else task.prepare(tokenizer, distributed.shard(subset), args, candidates)
+    if picked is not None:
         candidate_features = {"train": task.extract(model, picked, candidates, plan.place, "selection features"),
                               "val": task.extract(model, prepared["val"], candidates, plan.place, "val features")}
         readout, selection = choose_readout(task, model, candidate_features["train"], candidate_features["val"],
@@ -132,6 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.manual_seed(args.seed)
         model.reset_head()  # the init every candidate started from
         features = {name: f.only(readout) for name, f in candidate_features.items() if name == "val" or whole}
+        del candidate_features  # the other candidates' tables: freed before step 5 caches the rest
         timings["readout_selection_seconds"] = lap()
     # 5. Run the base once over every split and cache the chosen readout's states.
     for name in mine:

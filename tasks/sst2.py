@@ -13,6 +13,7 @@ from data.batching import padded_batches, padding_fraction, token_budget_batches
 from data.sst2 import SentenceExample, encode_sentences
 from errors import UserError
 from heads import SequenceClassifier, pool_last_token
+from heads.cache import device_index
 from llama import LlamaConfig, LlamaForCausalLM, Tokenizer
 from metrics import classification
 
@@ -76,7 +77,8 @@ class PooledFeatures:
 
     def only(self, readout: Readout) -> "PooledFeatures":
         r = self.readouts.index(readout)
-        return PooledFeatures(self.vectors[:, r:r + 1], self.labels, [readout], self.padding_fraction)
+        # a copy, not a view: the other readouts' vectors can then be freed
+        return PooledFeatures(self.vectors[:, r:r + 1].clone(), self.labels, [readout], self.padding_fraction)
 
 
 def readouts(args: argparse.Namespace, config: LlamaConfig) -> list[Readout]:
@@ -130,8 +132,9 @@ def extract(classifier: SequenceClassifier, prepared: Prepared, candidates: list
 
 def batch_loss(classifier: SequenceClassifier, features: PooledFeatures, indices: list[int]) -> torch.Tensor:
     device = classifier.score.weight.device  # the vectors may wait in RAM while the head trains on a GPU
-    return F.cross_entropy(classifier.logits(features.vectors[indices, 0].to(device)),
-                           features.labels[indices].to(device))
+    index = device_index(indices, features.vectors.device)
+    return F.cross_entropy(classifier.logits(features.vectors[index, 0].to(device, non_blocking=True)),
+                           features.labels[index].to(device, non_blocking=True))
 
 
 def predict(classifier: SequenceClassifier, features: PooledFeatures, examples: list[SentenceExample],
