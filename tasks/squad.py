@@ -16,7 +16,7 @@ from data.qa_answers import answer_questions
 from data.qa_features import QAFeature, make_qa_features
 from data.squad import QAExample
 from heads import QuestionAnswerer, StreamedFeatures, TokenFeatureTable, qa_loss
-from heads.cache import keep_positions
+from heads.cache import device_index, keep_positions
 from llama import LlamaConfig, LlamaForCausalLM, Tokenizer
 from llama.chat import chat_prompt
 from llama.generate import generate
@@ -152,7 +152,8 @@ def extract(qa: QuestionAnswerer, prepared: Windows, candidates: list[Readout], 
 def batch_loss(qa: QuestionAnswerer, features: WindowFeatures, indices: list[int]) -> torch.Tensor:
     hidden, mask, readout = features.batch(indices)
     start_logits, end_logits = qa.span_logits(hidden, mask, lookahead=readout.lookahead)
-    return qa_loss(start_logits, end_logits, features.starts[indices], features.ends[indices])
+    index = device_index(indices, features.starts.device)
+    return qa_loss(start_logits, end_logits, features.starts[index], features.ends[index])
 
 
 def predict(qa: QuestionAnswerer, features: WindowFeatures, examples: list[QAExample], args: argparse.Namespace,
