@@ -48,7 +48,7 @@ from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 import llama  # noqa: E402
 from data.batching import pad_right  # noqa: E402
-from heads.cache import StreamedFeatures, TokenFeatureTable  # noqa: E402
+from heads.cache import StreamedStates, TokenStateTable  # noqa: E402
 from training.devices import cuda_has_native_bf16, resolve_device  # noqa: E402
 from training.plan import forward_flops, parameter_count  # noqa: E402
 
@@ -252,7 +252,7 @@ def train_run(checkpoint: Path, squad: Path, output: Path, device: torch.device,
             "--zero-shot", "none", "--device", device.type, "--output", str(output),
             "--limit", "40" if tiny else "2000", "--eval-limit", "12" if tiny else "500", *extra]
     stores: list[dict] = []
-    inits = {cls: cls.__init__ for cls in (TokenFeatureTable, StreamedFeatures)}
+    inits = {cls: cls.__init__ for cls in (TokenStateTable, StreamedStates)}
 
     def spy(cls):
         def init(self, *args, **kwargs):

@@ -10,11 +10,11 @@ three places (`PLACES`):
 - "disk": a memmap under $TMPDIR whose blocks are reserved when it is made, so a full disk is an
   error before anything is written, never a SIGBUS in the middle of a run.
 
-`StreamedFeatures` has the same `batch(indices)` but stores nothing: it reruns the frozen pass
+`StreamedStates` has the same `batch(indices)` but stores nothing: it reruns the frozen pass
 over the requested sequences each call, rounding through bf16 as the table does, for data too
 large for any of the three places. Asked for the batches the cache was filled with, it returns the
 cached numbers bit for bit. Other batches have other shapes, and matmul and attention kernels
-pick their blocking (so their summation order) by shape: features then agree to bf16 rounding
+pick their blocking (so their summation order) by shape: states then agree to bf16 rounding
 (one bf16 step with an fp32 base, a few with a bf16 base), not bit for bit.
 """
 
@@ -40,7 +40,7 @@ def table_bytes(lengths: list[int], dim: int) -> int:
     return sum(lengths) * dim * 2
 
 
-class TokenFeatureTable:
+class TokenStateTable:
     """Per-token hidden states of many sequences in one flat (rows, C) bf16 table.
 
     `place` is one of `PLACES` (training.plan chooses it). `device` is where the head trains:
@@ -124,8 +124,8 @@ class TokenFeatureTable:
         return hidden, mask.long()
 
 
-class StreamedFeatures:
-    """The `TokenFeatureTable.batch` interface with no table: each call reruns the frozen pass.
+class StreamedStates:
+    """The `TokenStateTable.batch` interface with no table: each call reruns the frozen pass.
 
     `frozen_pass` maps right-padded (B, T) ids and mask, on `input_device`, to (B, T, C) hidden
     states. Outputs are rounded through bf16 and zeroed at padding, exactly as the table stores
@@ -181,20 +181,20 @@ def reserve_temp_file(size: int) -> tempfile._TemporaryFileWrapper:
     A memmap over a sparse file allocates blocks as pages are first written; when the disk
     fills mid-run the kernel answers with SIGBUS and the process dies without a message.
     Checking the free space first and then reserving every block turns that into an error
-    raised before any feature is computed.
+    raised before any state is computed.
     """
     directory = tempfile.gettempdir()
     free = shutil.disk_usage(directory).free
-    hint = "set TMPDIR to a larger disk, choose another --features place, or use --limit"
+    hint = "set TMPDIR to a larger disk, choose another --cache place, or use --limit"
     if size > free:
-        raise UserError(f"the cached features need {size / 2**30:.1f} GiB but {directory} has "
+        raise UserError(f"the cached states need {size / 2**30:.1f} GiB but {directory} has "
                         f"{free / 2**30:.1f} GiB free: {hint}")
-    file = tempfile.NamedTemporaryFile(prefix="features-", suffix=".bin")
+    file = tempfile.NamedTemporaryFile(prefix="states-", suffix=".bin")
     try:
         if size:
             os.posix_fallocate(file.fileno(), 0, size)
     except OSError as err:
         file.close()
-        raise UserError(f"cannot reserve {size / 2**30:.1f} GiB for the cached features in {directory} "
+        raise UserError(f"cannot reserve {size / 2**30:.1f} GiB for the cached states in {directory} "
                         f"({err.strerror}): {hint}") from None
     return file

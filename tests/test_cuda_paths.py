@@ -17,11 +17,11 @@ import llama
 import llama.model
 import train as train_script
 from heads import cache
-from heads.cache import TokenFeatureTable
+from heads.cache import TokenStateTable
 from tasks import TASKS
 from training import devices, distributed, loop
 from training.devices import FreeSpace, free_space, resolve_device
-from training.plan import GIB, plan_features
+from training.plan import GIB, plan_cache
 
 FIELDS = {"vocab_size": 64, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
           "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8, "rope_theta": 10000.0}
@@ -132,7 +132,7 @@ def test_each_rank_plans_with_its_share_of_the_nodes_ram_and_disk(monkeypatch, r
     assert (free.ram, free.disk, free.shares) == (40 * GIB // ranks, 40 * GIB // ranks, ranks)
     config = llama.LlamaConfig.from_dict(llama.PRESETS["meta-llama/Llama-3.2-1B"])
     tokens = 15 * GIB // (2 * config.hidden_size)  # a 15 GiB bf16 cache: fits 0.7 x 40 GiB of RAM, not a quarter
-    plan = plan_features([tokens], [], config, free)
+    plan = plan_cache([tokens], [], config, free)
     assert plan.place == ("ram" if ranks == 1 else "stream")  # 1/4 of the disk, 10 GiB less its margin: too small
     assert ("this rank's 1/4 of the node's" in plan.render()) == (ranks == 4)
 
@@ -147,45 +147,45 @@ def test_the_plan_places_the_larger_of_the_readout_choice_and_the_final_cache():
     config = llama.LlamaConfig.from_dict(llama.PRESETS["meta-llama/Llama-3.2-1B"])
     per_gib = GIB // (2 * config.hidden_size)  # tokens per GiB of bf16 states
     free = FreeSpace(accelerator=40 * GIB, ram=0, disk=0, disk_path="/tmp")  # 36 GiB usable after the 4 GiB margin
-    final = plan_features([30 * per_gib], [], config, free)
+    final = plan_cache([30 * per_gib], [], config, free)
     assert final.place == "accelerator" and final.selection_bytes == 0
-    choosing = plan_features([30 * per_gib], [], config, free, selection=([3 * per_gib] * 3, 4))  # 4 x 9 GiB
+    choosing = plan_cache([30 * per_gib], [], config, free, selection=([3 * per_gib] * 3, 4))  # 4 x 9 GiB
     assert choosing.selection_bytes == 36 * GIB and choosing.peak_bytes == 36 * GIB
     assert choosing.place == "accelerator"
-    larger = plan_features([30 * per_gib], [], config, free, selection=([3 * per_gib] * 4, 4))  # 48 GiB
+    larger = plan_cache([30 * per_gib], [], config, free, selection=([3 * per_gib] * 4, 4))  # 48 GiB
     assert larger.place == "stream" and "choosing the readout holds 48.0 GiB" in larger.render()
-    pooled = plan_features([1] * 1000, [1] * 10, config, free, per_token=False, selection=([1] * 100, 12))
+    pooled = plan_cache([1] * 1000, [1] * 10, config, free, per_token=False, selection=([1] * 100, 12))
     assert pooled.selection_bytes == 100 * 12 * config.hidden_size * 4  # one float32 vector per sentence, readout
 
 
 SQUAD_AUTO = ["--task", "squad", "--squad-version", "2.0", "--data", "sample", "--epochs", "2", "--limit", "24",
-              "--eval-limit", "8", "--batch-size", "8", "--max-length", "192", "--doc-stride", "64", "--layer", "auto",
-              "--lookahead", "off", "--select-limit", "10", "--zero-shot", "none", "--features", "memory"]
+              "--eval-limit", "8", "--batch-size", "8", "--max-length", "192", "--doc-stride", "64", "--block", "auto",
+              "--select-limit", "10", "--zero-shot", "none", "--cache", "memory"]
 
 
 def test_step_4_keeps_only_the_chosen_readouts_validation_states(tiny, tmp_path, monkeypatch, capsys):
     made: list[tuple[str, weakref.ref]] = []  # (the frozen pass that made it, the table)
     alive_at: dict[str, int] = {}
     squad = TASKS["squad"]
-    init = TokenFeatureTable.__init__
+    init = TokenStateTable.__init__
 
     def tracked_init(self, *args, **kwargs):
         init(self, *args, **kwargs)
         made.append((stage[0], weakref.ref(self)))
 
-    def extract(model, prepared, candidates, place, desc):
+    def frozen_pass(model, prepared, candidates, place, desc):
         gc.collect()
         alive_at[desc] = sum(ref() is not None for label, ref in made if label in ("selection", "val"))
         stage[0] = desc.split()[0]
-        return squad.extract(model, prepared, candidates, place, desc)
+        return squad.frozen_pass(model, prepared, candidates, place, desc)
 
     stage = ["-"]
-    monkeypatch.setattr(TokenFeatureTable, "__init__", tracked_init)
-    monkeypatch.setitem(train_script.TASKS, "squad", dataclasses.replace(squad, extract=extract))
+    monkeypatch.setattr(TokenStateTable, "__init__", tracked_init)
+    monkeypatch.setitem(train_script.TASKS, "squad", dataclasses.replace(squad, frozen_pass=frozen_pass))
     train_script.main([*SQUAD_AUTO, "--model", str(tiny), "--output", str(tmp_path / "run")])
-    blocks = 2  # --layer auto on a 2-block model: blocks 1 and 2
+    blocks = 2  # --block auto on a 2-block model: blocks 1 and 2
     assert sum(label in ("selection", "val") for label, _ in made) == 2 * blocks  # every candidate, twice
-    assert alive_at == {"selection features": 0, "val features": blocks, "train features": 1, "test features": 1}
+    assert alive_at == {"selection states": 0, "val states": blocks, "train states": 1, "test states": 1}
     assert "choosing the readout holds" in capsys.readouterr().out
 
 
@@ -206,7 +206,7 @@ class Ops(TorchDispatchMode):
 
 def test_an_accelerator_table_builds_its_batch_on_the_device_from_the_indices_alone():
     # `meta` stands in for the GPU: reading one of its values back to the host would raise.
-    table = TokenFeatureTable([3, 5, 2, 4], 8, place="accelerator", device="meta")
+    table = TokenStateTable([3, 5, 2, 4], 8, place="accelerator", device="meta")
     with Ops() as seen:
         hidden, mask = table.batch([2, 0, 1])
     assert hidden.shape == (3, 5, 8) and mask.shape == (3, 5) and {hidden.device.type, mask.device.type} == {"meta"}
@@ -225,8 +225,8 @@ class Items:
         return 10
 
 
-def quadratic_loss(model, features, indices):
-    return ((model.head(features.x[indices]) - 1) ** 2).mean()
+def quadratic_loss(model, states, indices):
+    return ((model.head(states.x[indices]) - 1) ** 2).mean()
 
 
 class Head(torch.nn.Module):
@@ -252,8 +252,8 @@ class LossReads(TorchDispatchMode):
         self.losses: set[int] = set()
         self.count = 0
 
-    def loss(self, model, features, indices):
-        value = quadratic_loss(model, features, indices)
+    def loss(self, model, states, indices):
+        value = quadratic_loss(model, states, indices)
         self.losses.add(value.untyped_storage().data_ptr())
         return value
 
@@ -273,7 +273,7 @@ def test_training_reads_no_value_back_per_step(monkeypatch, validation):
     torch.manual_seed(0)
     model = Head()
     with reads:
-        history = loop.train_head(model, task, Items(), settings, val_features=Items() if validation else None,
+        history = loop.train_head(model, task, Items(), settings, val_states=Items() if validation else None,
                                   quiet=True)
     assert [len(row["step_losses"]) for row in history] == [5, 5, 5]
     assert reads.losses and reads.count == 0  # read back once per epoch (one tolist), never one by one
