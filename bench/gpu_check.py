@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,7 +121,8 @@ class Report:
             try:
                 result = fn()
                 line.update(result if isinstance(result, dict) else {"value": result})
-            except BaseException as err:  # noqa: BLE001 (SystemExit from an argparse guard too)
+            except (Exception, SystemExit) as err:  # noqa: BLE001 (the other sections still run)
+                traceback.print_exc()  # to stderr, for the one who reads the device's output; the line has the gist
                 result = None
                 line["error"] = f"{type(err).__name__}: {err}"
                 self.errors.append(name)
