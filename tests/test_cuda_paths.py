@@ -23,6 +23,8 @@ from training import devices, distributed, loop
 from training.devices import FreeSpace, free_space, resolve_device
 from training.plan import GIB, plan_cache
 
+from test_loop import with_batch_loss
+
 FIELDS = {"vocab_size": 64, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
           "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8, "rope_theta": 10000.0}
 
@@ -166,22 +168,29 @@ SQUAD_AUTO = ["--task", "squad", "--squad-version", "2.0", "--data", "sample", "
 def test_step_4_keeps_only_the_chosen_readouts_validation_states(tiny, tmp_path, monkeypatch, capsys):
     made: list[tuple[str, weakref.ref]] = []  # (the frozen pass that made it, the table)
     alive_at: dict[str, int] = {}
-    squad = TASKS["squad"]
-    init = TokenStateTable.__init__
+    stage = ["-"]
+    init, configured = TokenStateTable.__init__, train_script.configured_task
 
     def tracked_init(self, *args, **kwargs):
         init(self, *args, **kwargs)
         made.append((stage[0], weakref.ref(self)))
 
-    def frozen_pass(model, prepared, candidates, place, desc):
-        gc.collect()
-        alive_at[desc] = sum(ref() is not None for label, ref in made if label in ("selection", "val"))
-        stage[0] = desc.split()[0]
-        return squad.frozen_pass(model, prepared, candidates, place, desc)
+    def probed(args):
+        """The run's task, its frozen pass counting the step-4 tables still alive each time it starts."""
+        task = configured(args)
+        base = type(task)
 
-    stage = ["-"]
+        def frozen_pass(self, model, prepared, candidates, place, desc):
+            gc.collect()
+            alive_at[desc] = sum(ref() is not None for label, ref in made if label in ("selection", "val"))
+            stage[0] = desc.split()[0]
+            return base.frozen_pass(self, model, prepared, candidates, place, desc)
+
+        spy = type("Probed", (base,), {"frozen_pass": frozen_pass})
+        return spy(**{f.name: getattr(task, f.name) for f in dataclasses.fields(task)})
+
     monkeypatch.setattr(TokenStateTable, "__init__", tracked_init)
-    monkeypatch.setitem(train_script.TASKS, "squad", dataclasses.replace(squad, frozen_pass=frozen_pass))
+    monkeypatch.setattr(train_script, "configured_task", probed)
     train_script.main([*SQUAD_AUTO, "--model", str(tiny), "--output", str(tmp_path / "run")])
     blocks = 2  # --block auto on a 2-block model: blocks 1 and 2
     assert sum(label in ("selection", "val") for label, _ in made) == 2 * blocks  # every candidate, twice
@@ -266,7 +275,7 @@ class LossReads(TorchDispatchMode):
 @pytest.mark.parametrize("validation", [False, True])
 def test_training_reads_no_value_back_per_step(monkeypatch, validation):
     reads = LossReads()
-    task = dataclasses.replace(TASKS["squad"], batch_loss=reads.loss)
+    task = with_batch_loss(TASKS["squad"], reads.loss)
     settings = loop.TrainSettings(epochs=3, lr=0.1, batch_size=2, seed=0, schedule="constant", average=True)
     sums = []
     monkeypatch.setattr(distributed, "sum_scalar", lambda value: sums.append(value) or value)
