@@ -115,12 +115,20 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError("an 'auto' readout (--block, --pool, a sentence task's --echo left unset) is chosen on the "
                         "validation slice: give --val-fraction above 0, or fix the readout")
     prepared = {name: task.prepare(tokenizer, part, candidates, args.batch_tokens) for name, part in mine.items()}
+    picked, selection_cache = None, None  # with a choice of readout: the selection subset, what step 4 caches
+    if len(candidates) > 1:
+        subset = take(train, args.select_limit, args.seed)
+        whole = len(subset) == len(train)
+        picked = prepared["train"] if whole else task.prepare(tokenizer, distributed.shard(subset), candidates,
+                                                              args.batch_tokens)
+        tables = len({r.block for r in candidates}) if task.per_token else len(candidates)  # per block / readout
+        selection_cache = (picked.cached_lengths + prepared["val"].cached_lengths, tables)
     plan = plan_cache(prepared["train"].lengths + prepared["val"].lengths, prepared["test"].lengths, base_config,
                       free, mode=args.cache, per_token=task.per_token,
                       examples=(len(mine["train"]) + len(mine["val"]), len(mine["test"])),
                       cached_lengths=(prepared["train"].cached_lengths + prepared["val"].cached_lengths,
                                       prepared["test"].cached_lengths),
-                      depth=max(r.block for r in candidates))
+                      depth=max(r.block for r in candidates), selection=selection_cache)
     distributed.say(f"{len(train):,} training, {len(val):,} validation and {len(test):,} test examples"
                     + (f" ({distributed.world_size()} ranks; the plan is rank 0's share)"
                        if distributed.world_size() > 1 else ""))
@@ -132,12 +140,9 @@ def main(argv: list[str] | None = None) -> None:
     settings = train_settings(args)
     # 4. When the flags leave a choice of readout (block, echo, pooling), make it on the validation slice:
     #    one frozen pass over up to --select-limit training examples caches every candidate's state.
+    #    Only the chosen readout's states are kept (all of them when the subset is the whole training part).
     readout, selection, states = candidates[0], [], {}
-    if len(candidates) > 1:
-        subset = take(train, args.select_limit, args.seed)
-        whole = len(subset) == len(train)
-        picked = prepared["train"] if whole else task.prepare(tokenizer, distributed.shard(subset), candidates,
-                                                              args.batch_tokens)
+    if picked is not None:
         candidate_states = {"train": task.frozen_pass(model, picked, candidates, plan.place, "selection states"),
                             "val": task.frozen_pass(model, prepared["val"], candidates, plan.place, "val states")}
         readout, selection = choose_readout(task, model, candidate_states["train"], candidate_states["val"],
@@ -146,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.manual_seed(args.seed)
         model.reset_head()  # the init every candidate started from
         states = {name: s.only(readout) for name, s in candidate_states.items() if name == "val" or whole}
+        del candidate_states  # the other candidates' tables: freed before step 5 caches the rest
         timings["readout_selection_seconds"] = lap()
     # 5. Run the base once over every split and cache the chosen readout's states.
     for name in mine:
