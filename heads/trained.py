@@ -137,8 +137,8 @@ class TrainedClassifier(TrainedHead):
                                                   if self.readout.echo else 0)
         room = (self.head.config.max_position_embeddings - fixed) // copies
         fitted = []
-        for i, text in enumerate(texts):
-            encoding = self.tokenizer.backend.encode(text, add_special_tokens=False)
+        for i, (text, encoding) in enumerate(zip(texts, self.tokenizer.backend.encode_batch(texts,
+                                                                                          add_special_tokens=False))):
             if len(encoding.ids) > room:
                 warnings.warn(f"text {i + 1} has {len(encoding.ids):,} tokens, more than the {room:,} the model "
                               f"reads {'twice ' if copies == 2 else ''}in its context: cut to its first {room:,}")
