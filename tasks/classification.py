@@ -24,6 +24,7 @@ from data.progress import Progress
 from data.sst2 import SST2_FORMAT, SentenceExample, encode_sentences
 from errors import UserError
 from heads import ClassifierReadout, SequenceClassifier
+from heads.cache import device_index
 from llama import LlamaConfig, LlamaForCausalLM, LlamaModel, Tokenizer
 from llama.label_scoring import label_log_likelihoods
 from metrics import classification
@@ -79,7 +80,8 @@ class PooledStates:
 
     def only(self, readout: ClassifierReadout) -> "PooledStates":
         r = self.readouts.index(readout)
-        return PooledStates(self.vectors[:, r:r + 1], self.labels, [readout], self.padding_fraction)
+        # a copy, not a view: the other readouts' vectors can then be freed
+        return PooledStates(self.vectors[:, r:r + 1].clone(), self.labels, [readout], self.padding_fraction)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,10 +145,8 @@ class SentenceClassification(Task):
             pools = sorted({r.pool for _, r in wanted})
             lengths = [len(s) for s in sentences.sequences]
             batches = token_budget_batches(lengths, prepared.batch_tokens)
-            for batch, input_ids, attention_mask in padded_batches(sentences.sequences, batches, prepared.pad_id,
-                                                                   device, desc):
-                start = torch.tensor([sentences.starts[i] for i in batch], device=device) if "mean" in pools else None
-                states = classifier.pooled_states(input_ids, attention_mask, blocks, pools, start)  # (B, P, L, C)
+            for batch, states in classifier.pooled_batches(sentences.sequences, sentences.starts, batches, blocks,
+                                                           pools, prepared.pad_id, desc):  # (B, P, L, C)
                 for i, r in wanted:
                     vectors[batch, i] = states[:, pools.index(r.pool), blocks.index(r.block)].float().to(vectors.device)
             all_batches += [[i + len(all_lengths) for i in b] for b in batches]
@@ -156,15 +156,14 @@ class SentenceClassification(Task):
 
     def batch_loss(self, classifier: SequenceClassifier, states: PooledStates, indices: list[int]) -> torch.Tensor:
         device = classifier.score.weight.device  # the vectors may wait in RAM while the head trains on a GPU
-        return F.cross_entropy(classifier.logits(states.vectors[indices, 0].to(device)),
-                               states.labels[indices].to(device))
+        index = device_index(indices, states.vectors.device)
+        return F.cross_entropy(classifier.logits(states.vectors[index, 0].to(device, non_blocking=True)),
+                               states.labels[index].to(device, non_blocking=True))
 
     def predict(self, classifier: SequenceClassifier, states: PooledStates,
                 examples: list[SentenceExample]) -> list[list[float]]:
         """Class probabilities per sentence, from the head on cached states."""
-        with torch.no_grad():
-            vectors = states.vectors[:, 0].to(classifier.score.weight.device)
-            return classifier.logits(vectors).softmax(-1).cpu().tolist()
+        return classifier.probabilities(states.vectors[:, 0]).tolist()
 
     def prompt_predict(self, lm: LlamaForCausalLM, tokenizer: Tokenizer, examples: list[SentenceExample],
                        batch_tokens: int) -> list[list[float]]:
