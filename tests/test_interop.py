@@ -37,7 +37,7 @@ def load_head_metadata(head_dir) -> dict:
 
 
 def classifier_logits(head, hf, texts):
-    sequences, _ = encode_sentences(head.tokenizer, texts)
+    sequences, _, _ = encode_sentences(head.tokenizer, texts)
     input_ids, mask = pad_right(sequences, head.tokenizer.pad_id)
     hf.config.pad_token_id = head.tokenizer.pad_id
     with torch.no_grad():
