@@ -9,6 +9,7 @@ head was trained with (its train_config.json), so the scores reproduce its metri
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -21,7 +22,8 @@ from training.devices import free_space
 from training.hub import push_head
 from training.outputs import load_head
 from training.plan import plan_features
-from training.steps import apply_decision, apply_task_defaults, build_head, common_parser, evaluate, load_base_and_data
+from training.steps import (apply_decision, apply_task_defaults, build_head, common_parser, evaluate,
+                            load_base_and_data, open_states)
 
 INHERITED = ("model", "revision", "data", "split", "squad_version", "seed", "limit", "eval_limit",
              "max_length", "doc_stride", "dtype", "no_answer_threshold")
@@ -52,8 +54,7 @@ def parse_args(argv: list[str] | None):
         config_path = known.head / "train_config.json"
         if not config_path.is_file():
             raise UserError(f"{config_path} not found: --head needs the output directory of a train.py run")
-        trained = json.loads(config_path.read_text())
-        p.set_defaults(zero_shot="none", **{k: trained[k] for k in INHERITED if k in trained})
+        p.set_defaults(zero_shot="none", **inherited_settings(p, config_path))
     args = apply_task_defaults(p.parse_args(argv))
     args.head = known.head
     if args.push_to_hub and args.head is None:
@@ -61,11 +62,37 @@ def parse_args(argv: list[str] | None):
     return args
 
 
+def inherited_settings(p: argparse.ArgumentParser, config_path: Path) -> dict:
+    """The run's settings eval.py inherits from its train_config.json, each checked as its flag would be."""
+    try:
+        trained = json.loads(config_path.read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f"{config_path} is unreadable ({getattr(err, 'strerror', None) or 'not JSON: truncated?'}); "
+                        "restore it, or pass the settings as flags without --head") from None
+    if not isinstance(trained, dict):
+        raise UserError(f"{config_path} holds no settings (a JSON object was expected); restore it")
+    settings = {}
+    for action in p._actions:
+        value = trained.get(action.dest)
+        if action.dest not in INHERITED or value is None:
+            continue
+        try:
+            value = action.type(str(value)) if action.type else value
+            if action.choices is not None and value not in action.choices:
+                raise ValueError
+        except (ValueError, argparse.ArgumentTypeError):
+            raise UserError(f"{config_path}: {action.dest} {trained[action.dest]!r} is not a valid "
+                            f"{action.option_strings[0]}; fix the file or give the flag") from None
+        settings[action.dest] = value
+    return settings
+
+
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     task = TASKS[args.task]
     lm, tokenizer, _, test = load_base_and_data(args)
+    store = open_states(args, lm.lm_head.weight.device, lm.lm_head.weight.dtype)
     readout = None
     if args.head is not None:  # check before the slow part: a mismatched head fails fast
         tensors, metadata = load_head(args.head, config=lm.config, task=task.name)
@@ -87,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
                              cached_lengths=([], prepared.cached_lengths),
                              mode=args.features, per_token=task.per_token)
         print(plan.render())
-        features = task.extract(model, prepared, [readout], plan.place, "test features")
+        features = task.extract(model, prepared, [readout], plan.place, "test features", store)
         if args.zero_shot in ("all", "head"):
             metrics["zero_shot_head"], predictions = evaluate(task, model, features, test, test, args)
             print(f"zero-shot (untrained head): {task.headline(metrics['zero_shot_head'])}")

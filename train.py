@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,8 @@ from data.splits import take
 from errors import UserError, exit_on_user_error
 from heads import parameter_counts
 from tasks import TASKS
-from training import atomic, distributed, plots
+from heads.cache import size_text
+from training import atomic, distributed, plots, run_dir
 from training.devices import free_space, resolve_device
 from training.hub import push_head
 from training.loop import TrainSettings, train_head
@@ -32,9 +32,10 @@ from training.outputs import HEAD_FILE, SELECTION_SCORES, render_report, save_he
 from training.plan import free_after_loading, plan_features
 from training.select import choose_readout
 from training.steps import (RECIPES, apply_decision, apply_task_defaults, build_head, common_parser, evaluate,
-                            load_base, load_data, score_on_main, task_defaults)
+                            load_base, load_data, open_states, score_on_main, task_defaults)
 
-RUN_FLAGS = ("resume", "overwrite", "push_to_hub", "dry_run")  # may differ between a run and its resumption
+# may differ between a run and its resumption
+RUN_FLAGS = ("resume", "overwrite", "push_to_hub", "dry_run", "cache_dir", "cache_limit")
 
 
 def parse_args(argv: list[str] | None):
@@ -79,11 +80,18 @@ def parse_args(argv: list[str] | None):
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
+    """Claim the output directory (locked, checked, test-written: before any work), then run."""
     args = parse_args(argv)
-    task = TASKS[args.task]
     distributed.setup("gloo" if args.device == "cpu" else None)  # a no-op without torchrun
     config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in RUN_FLAGS}
-    check_output_dir(args.output, config, resume=args.resume, overwrite=args.overwrite)
+    with run_dir.sigterm_as_interrupt(), run_dir.claimed(args.output, config, resume=args.resume,
+                                                         overwrite=args.overwrite,
+                                                         write=distributed.is_main() and not args.dry_run):
+        run(args, config)
+
+
+def run(args: argparse.Namespace, config: dict) -> None:
+    task = TASKS[args.task]
     timings, lap = {}, stopwatch()
 
     # 1. The data, the frozen base and its tokenizer (each fails in one line; nothing is written yet). A seeded
@@ -93,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     mine = {name: distributed.shard(part) for name, part in (("train", train), ("val", val), ("test", test))}
     device, dtype = resolve_device(args.device, args.dtype)
     lm = None if args.dry_run else load_base(args, device, dtype)
+    store = None if args.dry_run else open_states(args, device, dtype)
     tokenizer = llama.load_tokenizer(args.model, revision=args.revision)
     base_config = lm.config if lm else llama.load_config(args.model, revision=args.revision)
     free = free_space(device) if lm else free_after_loading(free_space(device), base_config, dtype, device)
@@ -110,6 +119,7 @@ def main(argv: list[str] | None = None) -> None:
                     + (f" ({distributed.world_size()} ranks; the plan is rank 0's share)"
                        if distributed.world_size() > 1 else ""))
     distributed.say(plan.render())
+    distributed.say(states_line(store, plan.place))
     if args.dry_run:
         return
     # 3. The task's trainable head on the frozen base (seeded).
@@ -124,8 +134,10 @@ def main(argv: list[str] | None = None) -> None:
         subset = take(train, args.select_limit, args.seed)
         whole = len(subset) == len(train)
         picked = prepared["train"] if whole else task.prepare(tokenizer, distributed.shard(subset), args, candidates)
-        candidate_features = {"train": task.extract(model, picked, candidates, plan.place, "selection features"),
-                              "val": task.extract(model, prepared["val"], candidates, plan.place, "val features")}
+        candidate_features = {"train": task.extract(model, picked, candidates, plan.place, "selection features",
+                                                    store),
+                              "val": task.extract(model, prepared["val"], candidates, plan.place, "val features",
+                                                  store)}
         readout, selection = choose_readout(task, model, candidate_features["train"], candidate_features["val"],
                                             mine["val"], val, settings, args.patience, args)
         distributed.say(f"chosen readout: {dataclasses.asdict(readout)}")
@@ -136,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     # 5. Run the base once over every split and cache the chosen readout's states.
     for name in mine:
         if name not in features and (name != "val" or val):
-            features[name] = task.extract(model, prepared[name], [readout], plan.place, f"{name} features")
+            features[name] = task.extract(model, prepared[name], [readout], plan.place, f"{name} features", store)
     timings["features_seconds"] = lap()
     test_part = features["test"]
     # 6. Zero-shot baselines: the untrained head, and the language model prompted.
@@ -155,14 +167,15 @@ def main(argv: list[str] | None = None) -> None:
         train_part = distributed.Shard.of(train_part)
         val_part = distributed.Shard.of(val_part) if val else None
     if distributed.is_main():
-        start_output_dir(args.output, config, overwrite=args.overwrite and not args.resume)
+        run_dir.start(args.output, config, overwrite=args.overwrite and not args.resume)
     try:
         history = train_head(model, task, train_part, settings, checkpoint=args.output / "checkpoint.pt",
-                             resume=args.resume, val_features=val_part, patience=args.patience)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: the last finished epoch is saved in {args.output}; "
-              "rerun the same command with --resume", file=sys.stderr)
-        sys.exit(130)
+                             resume=args.resume, val_features=val_part, patience=args.patience,
+                             settings_sha256=run_dir.settings_hash(config))
+    except KeyboardInterrupt as stop:
+        print(f"\n{'stopped by SIGTERM' if isinstance(stop, run_dir.Terminated) else 'interrupted'}: the last "
+              f"finished epoch is saved in {args.output}; rerun the same command with --resume", file=sys.stderr)
+        sys.exit(143 if isinstance(stop, run_dir.Terminated) else 130)
     timings["training_seconds"] = lap()
     # 8. What the prediction rule leaves open (SQuAD 2.0: when to answer ""), chosen on the validation slice.
     decision = {}
@@ -244,26 +257,14 @@ def selection_curves(selection: list[dict]) -> dict[str, list[tuple[int, float]]
     return curves
 
 
-def check_output_dir(output: Path, config: dict, *, resume: bool, overwrite: bool) -> None:
-    """Refuse, before any work, to mix two runs in one directory (reads only)."""
-    if resume:
-        if not (output / "checkpoint.pt").is_file():
-            raise UserError(f"nothing to resume in {output}: no checkpoint.pt")
-        earlier = json.loads((output / "train_config.json").read_text())
-        changed = sorted(k for k in set(config) | set(earlier) if config.get(k) != earlier.get(k))
-        if changed:
-            raise UserError(f"--resume with other settings than the run in {output}: {', '.join(changed)}")
-    elif output.exists() and {p.name for p in output.iterdir()} - {"train_config.json"} and not overwrite:
-        # (a directory holding only train_config.json is a run stopped before its first epoch)
-        raise UserError(f"{output} holds another run; pass --overwrite to replace it, "
-                        "--resume to continue it, or another --output")
-
-
-def start_output_dir(output: Path, config: dict, *, overwrite: bool) -> None:
-    """Record this run's settings once its inputs have proved good; --overwrite drops the old checkpoint."""
-    if overwrite:
-        (output / "checkpoint.pt").unlink(missing_ok=True)
-    atomic.write_json(output / "train_config.json", config)
+def states_line(store, place: str) -> str:
+    """The plan's line on the persistent states store: where it is, what it holds, what a pass will reuse."""
+    if place == "stream":
+        return "plan: states are streamed, so none are stored"
+    if store is None:
+        return "plan: states store off (--cache-dir none): every pass computes its states"
+    return (f"plan: states store {store.root} ({store.usage()} of --cache-limit {size_text(store.limit)}): "
+            "each pass below reuses the states it holds for this base and data, and computes the rest")
 
 
 if __name__ == "__main__":

@@ -10,13 +10,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from data.batching import padded_batches, padding_fraction, token_budget_batches
+from data.batching import padding_fraction, token_budget_batches
 from data.progress import Progress
 from data.qa_answers import answer_questions
 from data.qa_features import QAFeature, make_qa_features
 from data.squad import QAExample
 from heads import QuestionAnswerer, StreamedFeatures, TokenFeatureTable, qa_loss
 from heads.cache import keep_positions
+from heads.store import StateStore, chunked_pass, digest
 from llama import LlamaConfig, LlamaForCausalLM, Tokenizer
 from llama.chat import chat_prompt
 from llama.generate import generate
@@ -120,11 +121,12 @@ def head_view(window: QAFeature, kept: list[int]) -> QAFeature:
 
 
 def extract(qa: QuestionAnswerer, prepared: Windows, candidates: list[Readout], place: str,
-            desc: str) -> WindowFeatures:
+            desc: str, store: StateStore | None = None) -> WindowFeatures:
     """Run the base once over every window and store every token's state of each readout's block.
 
     `place` is where the states go ("accelerator", "ram", "disk"), or "stream": store nothing and
-    rerun the frozen pass for each training batch.
+    rerun the frozen pass for each training batch. With a `store`, the states are kept there (each
+    block an entry, on disk) and only windows it lacks are computed; the table is then copied to `place`.
     """
     sequences = [w.input_ids for w in prepared.windows]
     lengths = prepared.lengths
@@ -135,14 +137,21 @@ def extract(qa: QuestionAnswerer, prepared: Windows, candidates: list[Readout], 
                                       input_device=device, device=device, positions=prepared.kept) for k in layers}
         padding = 0.0
     else:
-        stores = {k: TokenFeatureTable(prepared.cached_lengths, qa.config.hidden_size, place=place, device=device)
+        dim, rows = qa.config.hidden_size, sum(prepared.cached_lengths)
+        inputs = digest(sequences, prepared.kept)
+        entries = {k: store.entry({"states": "window tokens", "block": k}, len(sequences), rows, dim, np.uint16, inputs)
+                   if store else None for k in layers}
+        stores = {k: TokenFeatureTable(prepared.cached_lengths, dim, place="disk" if entries[k] else place,
+                                       device=device, bits=entries[k].states if entries[k] else None)
                   for k in layers}
         batches = token_budget_batches(lengths, prepared.batch_tokens)
-        for batch, input_ids, attention_mask in padded_batches(sequences, batches, prepared.pad_id, device, desc):
+        for batch, input_ids, attention_mask in chunked_pass(sequences, batches, prepared.pad_id, device, desc,
+                                                             list(entries.values())):
             for k, hidden in zip(layers, qa.features(input_ids, attention_mask, layer=layers)):
                 if prepared.kept is not None:
                     hidden = keep_positions(hidden, [prepared.kept[i] for i in batch])
                 stores[k].write_batch(batch, hidden)
+        stores = {k: table.moved_to(place) for k, table in stores.items()}
         padding = padding_fraction(batches, lengths)
     views = prepared.views
     return WindowFeatures(stores, views, torch.tensor([v.start_position for v in views], device=device),

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -13,6 +14,7 @@ from data.batching import padded_batches, padding_fraction, token_budget_batches
 from data.sst2 import SentenceExample, encode_sentences
 from errors import UserError
 from heads import SequenceClassifier, pool_last_token
+from heads.store import StateStore, chunked_pass, digest
 from llama import LlamaConfig, LlamaForCausalLM, Tokenizer
 from metrics import classification
 
@@ -98,14 +100,17 @@ def prepare(tokenizer: Tokenizer, examples: list[SentenceExample], args: argpars
 
 
 def extract(classifier: SequenceClassifier, prepared: Prepared, candidates: list[Readout], place: str,
-            desc: str) -> PooledFeatures:
-    """Run the base once per pass over every sentence and keep only the pooled vectors of each readout."""
+            desc: str, store: StateStore | None = None) -> PooledFeatures:
+    """Run the base once per pass over every sentence and keep only the pooled vectors of each readout.
+
+    With a `store`, each readout's (N, C) vectors are kept there and only sentences it lacks are computed.
+    """
     if place in ("disk", "stream"):
         raise UserError(f"--features {place}: SST-2 caches one vector per sentence and readout, which always "
                         "fits in memory; use --features auto or memory")
     device = classifier.model.embed_tokens.weight.device
-    vectors = torch.empty(len(prepared.labels), len(candidates), classifier.config.hidden_size,
-                          device=device if place == "accelerator" else "cpu")
+    n, dim = len(prepared.labels), classifier.config.hidden_size
+    columns: dict[int, np.ndarray] = {}  # readout -> (N, C) float32, a store entry or in memory
     all_batches, all_lengths = [], []  # every pass's batches, for the padding fraction
     for echo, sentences in prepared.passes.items():
         wanted = [(i, r) for i, r in enumerate(candidates) if (r.pool == "echo") == echo]
@@ -113,17 +118,23 @@ def extract(classifier: SequenceClassifier, prepared: Prepared, candidates: list
             continue
         layers = sorted({r.layer for _, r in wanted})
         pools = sorted({"last" if r.pool == "last" else "mean" for _, r in wanted})
+        inputs = digest(sentences.sequences, sentences.starts)
+        entries = {i: store.entry({"states": "pooled", "block": r.layer, "pool": r.pool}, n, n, dim, np.float32,
+                                  inputs) if store else None for i, r in wanted}
+        columns.update({i: e.states if e else np.zeros((n, dim), np.float32) for i, e in entries.items()})
         lengths = [len(s) for s in sentences.sequences]
         batches = token_budget_batches(lengths, prepared.batch_tokens)
-        for batch, input_ids, attention_mask in padded_batches(sentences.sequences, batches, prepared.pad_id,
-                                                               device, desc):
+        for batch, input_ids, attention_mask in chunked_pass(sentences.sequences, batches, prepared.pad_id,
+                                                             device, desc, list(entries.values())):
             start = torch.tensor([sentences.starts[i] for i in batch], device=device) if "mean" in pools else None
             states = classifier.pooled_states(input_ids, attention_mask, layers, pools, start)  # (B, P, L, C)
             for i, r in wanted:
                 pool = pools.index("last" if r.pool == "last" else "mean")
-                vectors[batch, i] = states[:, pool, layers.index(r.layer)].float().to(vectors.device)
+                columns[i][batch] = states[:, pool, layers.index(r.layer)].float().cpu().numpy()
         all_batches += [[i + len(all_lengths) for i in b] for b in batches]
         all_lengths += lengths
+    vectors = torch.from_numpy(np.stack([columns[i] for i in range(len(candidates))], axis=1))  # (N, R, C)
+    vectors = vectors.to(device if place == "accelerator" else "cpu")
     return PooledFeatures(vectors, torch.tensor(prepared.labels, device=vectors.device), candidates,
                           padding_fraction(all_batches, all_lengths))
 

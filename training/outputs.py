@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from errors import UserError
@@ -52,9 +52,13 @@ def load_head(directory: Path, *, config: LlamaConfig, task: str) -> tuple[dict[
     path = directory / HEAD_FILE
     if not path.is_file():
         raise UserError(f"{path} not found: --head needs the output directory of a train.py run")
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError) as err:
+        raise UserError(f"{path} is unreadable ({err}); it is truncated or not a head file: retrain it or "
+                        "download it again") from None
     if metadata.get("task") != task:
         raise UserError(f"{path} is a {metadata.get('task')!r} head, not {task!r}: pass --task {metadata.get('task')}")
     if metadata.get("base_config_sha256") != config_fingerprint(config):

@@ -13,6 +13,7 @@ import llama
 from data.sources import FORMATS, load_task_data
 from data.splits import holdout_split, take
 from errors import ArgumentParser, UserError
+from heads.store import DEFAULT_LIMIT_GIB, StateStore, open_store
 from tasks import TASKS, Task
 
 from . import distributed
@@ -102,6 +103,12 @@ def common_parser(description: str) -> ArgumentParser:
     p.add_argument("--features", choices=MODES, default="auto",
                    help="where the frozen features go: auto (the first of accelerator memory, RAM, disk that holds "
                         "them, else stream), memory, disk (a memmap under $TMPDIR), or stream (recompute each epoch)")
+    p.add_argument("--cache-dir", default="auto",
+                   help="where the frozen states are kept between runs, so a rerun on the same data and base skips "
+                        "the frozen pass: a directory, auto (~/.cache/llama-heads/states or $LLAMA_HEADS_STATES), "
+                        "or none (keep nothing)")
+    p.add_argument("--cache-limit", type=float, default=DEFAULT_LIMIT_GIB,
+                   help="GiB the --cache-dir may hold; the least recently used states are evicted first")
     p.add_argument("--output", help="output directory (default runs/<task>)")
     p.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the head, config, metrics and card")
     return p
@@ -155,6 +162,14 @@ def load_base_and_data(args: argparse.Namespace) -> tuple[llama.LlamaForCausalLM
     train, _, test = load_data(args)
     lm = load_base(args, *resolve_device(args.device, args.dtype))
     return lm, llama.load_tokenizer(args.model, revision=args.revision), train, test
+
+
+def open_states(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> StateStore | None:
+    """The persistent store of frozen states for this base, dtype and device type (None: --cache-dir none)."""
+    if args.cache_limit <= 0:
+        raise UserError("--cache-limit must be positive (GiB); --cache-dir none stores nothing")
+    return open_store(args.cache_dir, llama.resolve_checkpoint(args.model, revision=args.revision), dtype, device,
+                      args.cache_limit)
 
 
 def build_head(task: Task, lm: llama.LlamaForCausalLM, seed: int):
