@@ -250,3 +250,28 @@ def test_a_damaged_run_directory_is_one_line_for_eval(reference, tmp_path, capsy
         (run / name).write_bytes(content if isinstance(content, bytes) else content.encode())
         code, err = in_process(eval_script, ["--task", "squad", "--head", str(run), "--cache-dir", "none"], capsys)
         assert code == 2 and problem in one_error_line(err), (name, err)
+
+
+def test_torchrun_stopped_by_sigterm_stops_every_rank_cleanly(tiny, tmp_path):
+    """torchrun passes its SIGTERM to the ranks: each says so, and none leaves a feature file behind."""
+    out, tmpdir, log = tmp_path / "run", tmp_path / "tmp", tmp_path / "log"
+    tmpdir.mkdir()
+    args = [*SQUAD, "--model", str(tiny), "--cache-dir", "none", "--features", "disk", "--device", "cpu"]
+    env = {**__import__("os").environ, "TMPDIR": str(tmpdir), "OMP_NUM_THREADS": "1"}
+    with log.open("w") as sink:
+        launcher = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                     "--nproc-per-node", "2", str(ROOT / "tests" / "faults.py"), "slow-epochs", "3",
+                                     "--", *args, "--output", str(out)], cwd=ROOT, stdout=sink, stderr=sink, env=env)
+        try:
+            deadline = time.monotonic() + TIMEOUT
+            while "epoch 1/3" not in log.read_text():
+                assert time.monotonic() < deadline and launcher.poll() is None, log.read_text()[-3000:]
+                time.sleep(0.1)
+            launcher.terminate()
+            launcher.wait(timeout=TIMEOUT)
+        finally:
+            launcher.kill()
+    text = log.read_text()
+    assert launcher.returncode != 0 and text.count("stopped by SIGTERM") == 2, text[-3000:]
+    assert not list(tmpdir.rglob("features-*"))
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["history"]
