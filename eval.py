@@ -21,7 +21,7 @@ from training import atomic
 from training.devices import free_space
 from training.hub import push_head
 from training.outputs import load_head
-from training.plan import plan_features
+from training.plan import plan_cache
 from training.steps import (apply_decision, apply_task_defaults, build_head, common_parser, evaluate,
                             load_base_and_data, open_states)
 
@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None):
     p = common_parser(__doc__.split("\n\n")[0])
     p.add_argument("--head", help="output directory of a train.py run (holds head.safetensors), "
                                   "or the Hub repo a run was pushed to")
-    p.set_defaults(recipe="report")  # the readout of a baseline without --head: the report's (last layer, plain)
+    p.set_defaults(recipe="report")  # the readout of a baseline without --head: the report's (last block, plain)
     known, _ = p.parse_known_args(argv)
     if known.head is not None:
         known.head = resolve_head(known.head)
@@ -87,6 +87,16 @@ def inherited_settings(p: argparse.ArgumentParser, config_path: Path) -> dict:
     return settings
 
 
+def readout_of(task, fields: dict, head: Path):
+    """The readout recorded in a head file; a file from before the readout's fields were named
+    block / echo / pool cannot say what it reads in those terms, so it is refused."""
+    try:
+        return task.readout_from(fields)
+    except KeyError:
+        raise UserError(f"{head}: its readout {fields} was written by an older version of this code (no "
+                        f"'block' / 'echo'): retrain the head") from None
+
+
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
@@ -99,29 +109,28 @@ def main(argv: list[str] | None = None) -> dict:
         if metadata["base_model"] != args.model:
             print(f"warning: the head was trained on {metadata['base_model']}, evaluated on {args.model} "
                   "(same architecture)", file=sys.stderr)
-        if "readout" in metadata:  # the block, pooling and layout the head was trained on
-            readout = task.readout_from(json.loads(metadata["readout"]))
+        if "readout" in metadata:  # the block, echo and pooling the head was trained on
+            readout = readout_of(task, json.loads(metadata["readout"]), args.head)
     if readout is None:
         candidates = task.readouts(args, lm.config)
         if len(candidates) > 1:
-            raise UserError("eval.py reads one readout: give --layer as a number or last (not auto), and no auto pool")
+            raise UserError("eval.py reads one readout: give --block as a number or last (not auto), and no auto pool")
         readout = candidates[0]
     model = build_head(task, lm, args.seed)
     metrics, predictions = {}, []
     if args.head is not None or args.zero_shot in ("all", "head"):
         prepared = task.prepare(tokenizer, test, args, [readout])
-        plan = plan_features([], prepared.lengths, lm.config, free_space(lm.lm_head.weight.device),
-                             cached_lengths=([], prepared.cached_lengths),
-                             mode=args.features, per_token=task.per_token)
+        plan = plan_cache([], prepared.lengths, lm.config, free_space(lm.lm_head.weight.device),
+                          cached_lengths=([], prepared.cached_lengths), mode=args.cache, per_token=task.per_token)
         print(plan.render())
-        features = task.extract(model, prepared, [readout], plan.place, "test features", store)
+        states = task.frozen_pass(model, prepared, [readout], plan.place, "test states", store)
         if args.zero_shot in ("all", "head"):
-            metrics["zero_shot_head"], predictions = evaluate(task, model, features, test, test, args)
+            metrics["zero_shot_head"], predictions = evaluate(task, model, states, test, test, args)
             print(f"zero-shot (untrained head): {task.headline(metrics['zero_shot_head'])}")
         if args.head is not None:
             model.load_head_state_dict(tensors)
             apply_decision(args, json.loads(metadata.get("decision", "{}")))  # e.g. the no-answer threshold
-            metrics["fine_tuned"], predictions = evaluate(task, model, features, test, test, args)
+            metrics["fine_tuned"], predictions = evaluate(task, model, states, test, test, args)
             print(f"head from {args.head} (base {metadata['base_model']}): {task.headline(metrics['fine_tuned'])}")
     if args.zero_shot in ("all", "prompt"):
         metrics["zero_shot_prompt"], prompt_predictions = task.score(

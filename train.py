@@ -29,7 +29,7 @@ from training.devices import free_space, resolve_device
 from training.hub import push_head
 from training.loop import TrainSettings, train_head
 from training.outputs import HEAD_FILE, SELECTION_SCORES, render_report, save_head
-from training.plan import free_after_loading, plan_features
+from training.plan import free_after_loading, plan_cache
 from training.select import choose_readout
 from training.steps import (RECIPES, apply_decision, apply_task_defaults, build_head, common_parser, evaluate,
                             load_base, load_data, open_states, score_on_main, task_defaults)
@@ -71,9 +71,6 @@ def parse_args(argv: list[str] | None):
         raise UserError("--val-fraction must be in [0, 1) and --patience at least 1")
     if args.val_fraction == 0:
         args.patience = None  # nothing to be patient about without a validation slice
-        if "auto" in (args.layer, args.pool, args.lookahead):
-            raise UserError("an 'auto' readout (--layer, --pool, --lookahead) is chosen on the validation slice: "
-                            "give --val-fraction above 0, or fix the readout")
     args.output = Path(args.output or f"runs/{args.task}")
     return args
 
@@ -106,15 +103,18 @@ def run(args: argparse.Namespace, config: dict) -> None:
     base_config = lm.config if lm else llama.load_config(args.model, revision=args.revision)
     free = free_space(device) if lm else free_after_loading(free_space(device), base_config, dtype, device)
     timings["load_seconds"] = lap()
-    # 2. The readouts the flags allow, the token sequences, and the plan: sizes, FLOPs, where the features go.
+    # 2. The readouts the flags allow, the token sequences, and the plan: sizes, FLOPs, where the states go.
     candidates = task.readouts(args, base_config)
+    if len(candidates) > 1 and not val:
+        raise UserError("an 'auto' readout (--block, --pool, SST-2's --echo left unset) is chosen on the validation "
+                        "slice: give --val-fraction above 0, or fix the readout")
     prepared = {name: task.prepare(tokenizer, part, args, candidates) for name, part in mine.items()}
-    plan = plan_features(prepared["train"].lengths + prepared["val"].lengths, prepared["test"].lengths, base_config,
-                         free, mode=args.features, per_token=task.per_token,
-                         examples=(len(mine["train"]) + len(mine["val"]), len(mine["test"])),
-                         cached_lengths=(prepared["train"].cached_lengths + prepared["val"].cached_lengths,
-                                         prepared["test"].cached_lengths),
-                         depth=max(r.layer for r in candidates))
+    plan = plan_cache(prepared["train"].lengths + prepared["val"].lengths, prepared["test"].lengths, base_config,
+                      free, mode=args.cache, per_token=task.per_token,
+                      examples=(len(mine["train"]) + len(mine["val"]), len(mine["test"])),
+                      cached_lengths=(prepared["train"].cached_lengths + prepared["val"].cached_lengths,
+                                      prepared["test"].cached_lengths),
+                      depth=max(r.block for r in candidates))
     distributed.say(f"{len(train):,} training, {len(val):,} validation and {len(test):,} test examples"
                     + (f" ({distributed.world_size()} ranks; the plan is rank 0's share)"
                        if distributed.world_size() > 1 else ""))
@@ -127,30 +127,30 @@ def run(args: argparse.Namespace, config: dict) -> None:
     settings = TrainSettings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                              weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
                              schedule=args.schedule, max_grad_norm=args.max_grad_norm, average=args.average)
-    # 4. When the flags leave a choice of readout (block, pooling, lookahead), make it on the validation slice:
+    # 4. When the flags leave a choice of readout (block, echo, pooling), make it on the validation slice:
     #    one frozen pass over up to --select-limit training examples caches every candidate's state.
-    readout, selection, features = candidates[0], [], {}
+    readout, selection, states = candidates[0], [], {}
     if len(candidates) > 1:
         subset = take(train, args.select_limit, args.seed)
         whole = len(subset) == len(train)
         picked = prepared["train"] if whole else task.prepare(tokenizer, distributed.shard(subset), args, candidates)
-        candidate_features = {"train": task.extract(model, picked, candidates, plan.place, "selection features",
-                                                    store),
-                              "val": task.extract(model, prepared["val"], candidates, plan.place, "val features",
-                                                  store)}
-        readout, selection = choose_readout(task, model, candidate_features["train"], candidate_features["val"],
+        candidate_states = {"train": task.frozen_pass(model, picked, candidates, plan.place, "selection states",
+                                                      store),
+                            "val": task.frozen_pass(model, prepared["val"], candidates, plan.place, "val states",
+                                                    store)}
+        readout, selection = choose_readout(task, model, candidate_states["train"], candidate_states["val"],
                                             mine["val"], val, settings, args.patience, args)
         distributed.say(f"chosen readout: {dataclasses.asdict(readout)}")
         torch.manual_seed(args.seed)
         model.reset_head()  # the init every candidate started from
-        features = {name: f.only(readout) for name, f in candidate_features.items() if name == "val" or whole}
+        states = {name: s.only(readout) for name, s in candidate_states.items() if name == "val" or whole}
         timings["readout_selection_seconds"] = lap()
     # 5. Run the base once over every split and cache the chosen readout's states.
     for name in mine:
-        if name not in features and (name != "val" or val):
-            features[name] = task.extract(model, prepared[name], [readout], plan.place, f"{name} features", store)
-    timings["features_seconds"] = lap()
-    test_part = features["test"]
+        if name not in states and (name != "val" or val):
+            states[name] = task.frozen_pass(model, prepared[name], [readout], plan.place, f"{name} states", store)
+    timings["frozen_pass_seconds"] = lap()
+    test_part = states["test"]
     # 6. Zero-shot baselines: the untrained head, and the language model prompted.
     metrics = {}
     if args.zero_shot in ("all", "head"):
@@ -161,8 +161,8 @@ def run(args: argparse.Namespace, config: dict) -> None:
                                                        test, args)
         show(task, "zero-shot (prompt)", metrics["zero_shot_prompt"])
     timings["zero_shot_seconds"] = lap()
-    # 7. Train only the head on the cached features; a checkpoint after every epoch.
-    train_part, val_part = features["train"], features.get("val")
+    # 7. Train only the head on the cached states; a checkpoint after every epoch.
+    train_part, val_part = states["train"], states.get("val")
     if distributed.world_size() > 1:
         train_part = distributed.Shard.of(train_part)
         val_part = distributed.Shard.of(val_part) if val else None
@@ -170,7 +170,7 @@ def run(args: argparse.Namespace, config: dict) -> None:
         run_dir.start(args.output, config, overwrite=args.overwrite and not args.resume)
     try:
         history = train_head(model, task, train_part, settings, checkpoint=args.output / "checkpoint.pt",
-                             resume=args.resume, val_features=val_part, patience=args.patience,
+                             resume=args.resume, val_states=val_part, patience=args.patience,
                              settings_sha256=run_dir.settings_hash(config))
     except KeyboardInterrupt as stop:
         print(f"\n{'stopped by SIGTERM' if isinstance(stop, run_dir.Terminated) else 'interrupted'}: the last "
@@ -180,7 +180,7 @@ def run(args: argparse.Namespace, config: dict) -> None:
     # 8. What the prediction rule leaves open (SQuAD 2.0: when to answer ""), chosen on the validation slice.
     decision = {}
     if val:  # only a task with something to choose scores the slice; ranks other than 0 get {} and never score
-        decision = task.decision_rule(args, lambda: evaluate(task, model, features["val"], mine["val"], val, args)[0])
+        decision = task.decision_rule(args, lambda: evaluate(task, model, states["val"], mine["val"], val, args)[0])
         apply_decision(args, decision)
         if decision:
             distributed.say(f"chosen on the validation slice: {decision}")
@@ -234,8 +234,8 @@ def write_outputs(args, task, model, base_config, config: dict, metrics: dict, p
         plots.confusion(metrics["fine_tuned"]["confusion_matrix"], task.label_names, out / "confusion.png")
         pictures.append(("Confusion matrix", "confusion.png"))
     if selection:
-        plots.layer_scores(selection_curves(selection), task.main_metric, out / "layers.png")
-        pictures.append(("Validation score per layer", "layers.png"))
+        plots.block_scores(selection_curves(selection), task.main_metric, out / "blocks.png")
+        pictures.append(("Validation score per block", "blocks.png"))
     shown = ("recipe", "lr", "batch_size", "epochs", "schedule", "weight_decay", "average", "val_fraction",
              "patience", "seed", "split", "limit", "data", "dtype")
     atomic.write_text(out / "report.md", render_report(
@@ -249,11 +249,11 @@ def write_outputs(args, task, model, base_config, config: dict, metrics: dict, p
 
 
 def selection_curves(selection: list[dict]) -> dict[str, list[tuple[int, float]]]:
-    """Validation scores by layer, one line per combination of the other readout fields."""
+    """Validation scores by block, one line per combination of the other readout fields."""
     curves: dict[str, list[tuple[int, float]]] = {}
     for row in selection:
-        name = ", ".join(f"{k}={v}" for k, v in row.items() if k != "layer" and k not in SELECTION_SCORES) or "head"
-        curves.setdefault(name, []).append((row["layer"], row["val_metric"]))
+        name = ", ".join(f"{k}={v}" for k, v in row.items() if k != "block" and k not in SELECTION_SCORES) or "head"
+        curves.setdefault(name, []).append((row["block"], row["val_metric"]))
     return curves
 
 

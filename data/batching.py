@@ -5,7 +5,7 @@ order pads every batch to its longest member, and the model spends much of its t
 padding. The frozen base runs once, for inference, so nothing needs shuffling: sorting by
 length puts near-equal lengths together, and a token budget lets many short sentences
 share a forward pass while long windows go a few at a time. (Training then runs over the
-cached features, which need no padding at all.)
+cached states, which need no padding at all.)
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ line every ~10 seconds or every 10% of the work, whichever comes first, but neve
 second (so a sub-second stage, such as one epoch of head training, stays silent); a stage that
 printed a line prints its 100% line too:
 
-    train features: 2,310,144/12,518,400 tok (18%), 4,105 tok/s, ETA 0:41:26
+    train states: 2,310,144/12,518,400 tok (18%), 4,105 tok/s, ETA 0:41:26
 
 Those lines go to stdout, flushed, next to the run's other status lines, so that stderr keeps
 carrying only warnings and the one-line errors.

@@ -29,40 +29,40 @@ from typing import Sequence
 
 import numpy as np
 
-from .qa_features import QAFeature
+from .qa_windows import QAWindow
 from .squad import QAExample
 
 
-def answer_questions(examples: list[QAExample], features: list[QAFeature],
+def answer_questions(examples: list[QAExample], windows: list[QAWindow],
                      start_logits: Sequence, end_logits: Sequence, n_best: int = 20,
                      max_answer_length: int = 30, null_threshold: float = 0.0,
                      allow_no_answer: bool = False) -> tuple[dict[str, str], dict[str, float]]:
     """(predictions, no_answer_probs), both keyed by question id.
 
-    `start_logits[i]` / `end_logits[i]` are 1-D (numpy or torch) for features[i], at least as
+    `start_logits[i]` / `end_logits[i]` are 1-D (numpy or torch) for windows[i], at least as
     long as its input_ids; anything beyond (right padding) is ignored. A question with no
     valid span in any window (only possible for an empty context) is answered "".
     """
-    if not len(features) == len(start_logits) == len(end_logits):
-        raise ValueError(f"{len(features)} features but {len(start_logits)} start and "
+    if not len(windows) == len(start_logits) == len(end_logits):
+        raise ValueError(f"{len(windows)} windows but {len(start_logits)} start and "
                          f"{len(end_logits)} end logit rows")
     if hasattr(start_logits, "detach") or isinstance(start_logits, np.ndarray):  # one (N, T) block
         start_logits, end_logits = _numpy(start_logits), _numpy(end_logits)
-    windows = defaultdict(list)
-    for feature, start, end in zip(features, start_logits, end_logits):
-        n = len(feature.input_ids)
-        windows[feature.example_id].append((feature, _numpy(start)[:n], _numpy(end)[:n]))
+    by_question = defaultdict(list)
+    for window, start, end in zip(windows, start_logits, end_logits):
+        n = len(window.input_ids)
+        by_question[window.example_id].append((window, _numpy(start)[:n], _numpy(end)[:n]))
     predictions, no_answer_probs = {}, {}
     for example in examples:
-        if example.id not in windows:
-            raise ValueError(f"question {example.id} has no features")
+        if example.id not in by_question:
+            raise ValueError(f"question {example.id} has no windows")
         best_score, best_text, null_score = -math.inf, "", math.inf
-        for feature, start, end in windows[example.id]:
+        for window, start, end in by_question[example.id]:
             null_score = min(null_score, float(start[0] + end[0]))
-            span = _best_span(feature, start, end, n_best, max_answer_length)
+            span = _best_span(window, start, end, n_best, max_answer_length)
             if span is not None and span[0] > best_score:
                 best_score = span[0]
-                (first, _), (_, last) = feature.offsets[span[1]], feature.offsets[span[2]]
+                (first, _), (_, last) = window.offsets[span[1]], window.offsets[span[2]]
                 best_text = example.context[first:last].strip()
         diff = null_score - best_score  # +inf when no window has a valid span
         no_answer_probs[example.id] = _sigmoid(diff)
@@ -70,10 +70,10 @@ def answer_questions(examples: list[QAExample], features: list[QAFeature],
     return predictions, no_answer_probs
 
 
-def _best_span(feature: QAFeature, start: np.ndarray, end: np.ndarray, n_best: int,
+def _best_span(window: QAWindow, start: np.ndarray, end: np.ndarray, n_best: int,
                max_answer_length: int) -> tuple[float, int, int] | None:
     """(score, start token, end token) of the best valid span in one window, or None."""
-    context = np.array([o is not None for o in feature.offsets])
+    context = np.array([o is not None for o in window.offsets])
     positions = np.flatnonzero(context)
     if positions.size == 0:
         return None

@@ -12,11 +12,11 @@ three places (`PLACES`):
   (heads/store.py), or without one a file under $TMPDIR unlinked as soon as it is mapped, so a
   killed run leaves nothing behind.
 
-`StreamedFeatures` has the same `batch(indices)` but stores nothing: it reruns the frozen pass
+`StreamedStates` has the same `batch(indices)` but stores nothing: it reruns the frozen pass
 over the requested sequences each call, rounding through bf16 as the table does, for data too
 large for any of the three places. Asked for the batches the cache was filled with, it returns the
 cached numbers bit for bit. Other batches have other shapes, and matmul and attention kernels
-pick their blocking (so their summation order) by shape: features then agree to bf16 rounding
+pick their blocking (so their summation order) by shape: states then agree to bf16 rounding
 (one bf16 step with an fp32 base, a few with a bf16 base), not bit for bit.
 """
 
@@ -50,7 +50,7 @@ def table_bytes(lengths: list[int], dim: int) -> int:
     return sum(lengths) * dim * 2
 
 
-class TokenFeatureTable:
+class TokenStateTable:
     """Per-token hidden states of many sequences in one flat (rows, C) bf16 table.
 
     `place` is one of `PLACES` (training.plan chooses it). `device` is where the head trains:
@@ -77,11 +77,11 @@ class TokenFeatureTable:
             self._table = torch.empty(rows, dim, dtype=torch.bfloat16,
                                       device=self.device if place == "accelerator" else "cpu")
 
-    def moved_to(self, place: str) -> "TokenFeatureTable":
+    def moved_to(self, place: str) -> "TokenStateTable":
         """This table's rows in another place: a copy in RAM or accelerator memory; itself for "disk"."""
         if place == "disk" or place == self.place:
             return self
-        table = TokenFeatureTable(self.lengths, self._width(), place=place, device=self.device)
+        table = TokenStateTable(self.lengths, self._width(), place=place, device=self.device)
         source = torch.from_numpy(np.asarray(self._bits).view(np.int16)).view(torch.bfloat16) if self.on_disk \
             else self._table
         table._table.copy_(source)
@@ -144,8 +144,8 @@ class TokenFeatureTable:
         return hidden, mask.long()
 
 
-class StreamedFeatures:
-    """The `TokenFeatureTable.batch` interface with no table: each call reruns the frozen pass.
+class StreamedStates:
+    """The `TokenStateTable.batch` interface with no table: each call reruns the frozen pass.
 
     `frozen_pass` maps right-padded (B, T) ids and mask, on `input_device`, to (B, T, C) hidden
     states. Outputs are rounded through bf16 and zeroed at padding, exactly as the table stores
@@ -195,23 +195,23 @@ def temp_memmap(size: int, shape: tuple[int, int]) -> np.memmap:
     A memmap over a sparse file allocates blocks as pages are first written; when the disk
     fills mid-run the kernel answers with SIGBUS and the process dies without a message.
     Checking the free space first and then reserving every block turns that into an error
-    raised before any feature is computed. The file is unlinked as soon as it is mapped: the
+    raised before any state is computed. The file is unlinked as soon as it is mapped: the
     mapping keeps its blocks until the process ends, however it ends, and nothing is left behind.
     """
     directory = tempfile.gettempdir()
     free = shutil.disk_usage(directory).free
-    hint = "set TMPDIR to a larger disk, choose another --features place, or use --limit"
+    hint = "set TMPDIR to a larger disk, choose another --cache place, or use --limit"
     if size > free:
-        raise UserError(f"the cached features need {size_text(size)} but {directory} has "
+        raise UserError(f"the cached states need {size_text(size)} but {directory} has "
                         f"{size_text(free)} free: {hint}")
-    fd, path = tempfile.mkstemp(prefix="features-", suffix=".bin")
+    fd, path = tempfile.mkstemp(prefix="states-", suffix=".bin")
     try:
         if size:
             os.posix_fallocate(fd, 0, size)
             return np.memmap(path, dtype=np.uint16, mode="r+", shape=shape)
         return np.zeros(shape, dtype=np.uint16)  # np.memmap cannot map an empty file
     except OSError as err:
-        raise UserError(f"cannot reserve {size_text(size)} for the cached features in {directory} "
+        raise UserError(f"cannot reserve {size_text(size)} for the cached states in {directory} "
                         f"({err.strerror}): {hint}") from None
     finally:
         os.unlink(path)

@@ -1,8 +1,8 @@
 """Sequence classification: a linear `score` on one pooled hidden state per sentence.
 
 The default is what LlamaForSequenceClassification does: the last real token's state
-after the last block. Two choices give the same one linear layer better features:
-an earlier block (`layers`; on SmolLM2-135M, blocks 15-20 of 30 beat the last), and the
+after the last block. Two choices give the same one linear layer better states to read:
+an earlier block (`blocks`; on SmolLM2-135M, blocks 15-20 of 30 beat the last), and the
 mean over a token range (`pool="mean"`), such as the sentence's tokens, or those of its
 second copy when the sentence is fed twice (see `data.sst2.encode_sentences`).
 """
@@ -17,8 +17,7 @@ from torch import nn
 from llama import LlamaConfig, LlamaModel
 
 from .frozen import FrozenBackboneHead
-
-POOLINGS = ("last", "mean")
+from .readout import POOLS
 
 
 def pool_last_token(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -61,41 +60,41 @@ class SequenceClassifier(FrozenBackboneHead):
         self.score = nn.Linear(config.hidden_size, num_labels, bias=False)
 
     @torch.inference_mode()
-    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                 layers: int | Sequence[int] | None = None, pool: str = "last",
-                 start: torch.Tensor | None = None) -> torch.Tensor:
+    def states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+               blocks: int | Sequence[int] | None = None, pool: str = "last",
+               start: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T) -> pooled frozen hidden states: what training caches, once per sentence.
 
-        `layers`: None, the last block -> (B, C); one block k (1..num_hidden_layers) -> (B, C);
+        `blocks`: None, the last block -> (B, C); one block k (1..num_hidden_layers) -> (B, C);
         a list of L blocks -> (B, L, C), all from one pass that stops at the deepest.
         `pool`: "last", the rightmost real token; "mean", the mean over positions
         [start[b], length) of each right-padded row, `start` (B,) given by the caller
         (the sentence's first token after BOS, or of its second copy with echo).
         """
-        one = layers is None or isinstance(layers, int)
-        blocks = [self.config.num_hidden_layers if layers is None else layers] if one else list(layers)
-        pooled = self.pooled_states(input_ids, attention_mask, blocks, [pool], start)[:, 0]  # (B, L, C)
+        one = blocks is None or isinstance(blocks, int)
+        chosen = [self.config.num_hidden_layers if blocks is None else blocks] if one else list(blocks)
+        pooled = self.pooled_states(input_ids, attention_mask, chosen, [pool], start)[:, 0]  # (B, L, C)
         return pooled[:, 0] if one else pooled
 
     @torch.inference_mode()
-    def pooled_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, layers: Sequence[int],
+    def pooled_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, blocks: Sequence[int],
                       pools: Sequence[str], start: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T) -> (B, P, L, C): each of the P poolings of each of the L blocks, from one pass."""
         for pool in pools:
-            if pool not in POOLINGS:
-                raise ValueError(f"pool {pool!r}: expected one of {', '.join(POOLINGS)}")
+            if pool not in POOLS:
+                raise ValueError(f"pool {pool!r}: expected one of {', '.join(POOLS)}")
         if ("mean" in pools) != (start is not None):
             raise ValueError("pool 'mean' needs `start` (B,), the first pooled position of each row; "
                              "pool 'last' alone takes none")
-        states = self.model.hidden_states(input_ids, attention_mask, layers)  # L x (B, T, C)
+        states = self.model.hidden_states(input_ids, attention_mask, blocks)  # L x (B, T, C)
         pool_one = {"last": lambda h: pool_last_token(h, attention_mask),
                     "mean": lambda h: pool_mean(h, attention_mask, start)}
         return torch.stack([torch.stack([pool_one[p](h) for h in states], dim=1) for p in pools], dim=1)
 
     def logits(self, pooled: torch.Tensor) -> torch.Tensor:
-        """(B, C) pooled features -> (B, num_labels) class logits, in the head's dtype."""
+        """(B, C) pooled states -> (B, num_labels) class logits, in the head's dtype."""
         return self.score(pooled.to(self.score.weight.dtype))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(B, T) -> (B, num_labels) logits; the clone turns the inference tensor into a trainable input."""
-        return self.logits(self.features(input_ids, attention_mask).clone())
+        return self.logits(self.states(input_ids, attention_mask).clone())

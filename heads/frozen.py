@@ -15,7 +15,7 @@ class FrozenBackboneHead(nn.Module):
 
     Attribute names equal Hugging Face's (`model.layers.0...`, `score`, `qa_outputs`), so
     the full state dict matches LlamaForSequenceClassification / ForQuestionAnswering.
-    Subclasses run the backbone under `torch.inference_mode()` in `features`: its outputs
+    Subclasses run the backbone under `torch.inference_mode()` in `states`: its outputs
     are inference tensors, which must be copied (outside inference mode) before the head
     trains on them; caching them does exactly that.
     """

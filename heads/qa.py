@@ -2,8 +2,7 @@
 
 The default is LlamaForQuestionAnswering's: every token's state after the last block. Two
 options keep that one layer and give it better inputs: the state after an earlier block
-(`features(layer=k)`), and `lookahead` end logits read one token to the right
-(`span_logits`). The third lives in the data: echoed windows (`data.qa_features`).
+(`states(block=k)`), and echoed windows, which live in the data (`data.qa_windows`).
 """
 
 from __future__ import annotations
@@ -42,42 +41,26 @@ class QuestionAnswerer(FrozenBackboneHead):
         self.qa_outputs = nn.Linear(config.hidden_size, 2)
 
     @torch.inference_mode()
-    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                 layer: int | Sequence[int] | None = None) -> torch.Tensor | list[torch.Tensor]:
+    def states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+               block: int | Sequence[int] | None = None) -> torch.Tensor | list[torch.Tensor]:
         """(B, T) -> (B, T, C) frozen hidden states of every token: what training caches, once per window.
 
-        `layer`: the block k (1..num_hidden_layers) whose state to return, normed as the last
+        `block`: the block k (1..num_hidden_layers) whose state to return, normed as the last
         block is; None, the last; a list of blocks -> a list of (B, T, C), from one pass.
         Blocks after the deepest asked for are not run.
         """
-        if layer is None:
+        if block is None:
             return self.model(input_ids, attention_mask)
-        if isinstance(layer, int):
-            return self.model.hidden_states(input_ids, attention_mask, [layer])[0]
-        return self.model.hidden_states(input_ids, attention_mask, list(layer))
+        if isinstance(block, int):
+            return self.model.hidden_states(input_ids, attention_mask, [block])[0]
+        return self.model.hidden_states(input_ids, attention_mask, list(block))
 
-    def span_logits(self, hidden: torch.Tensor, attention_mask: torch.Tensor,
-                    lookahead: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T, C) -> start and end logits (B, T) each, -inf at padding.
-
-        `lookahead`: the end logit of token i is computed (same weight row, same bias) from
-        the state of token i + 1. Under causal attention token i has not seen what follows
-        it, so it cannot tell whether the answer stops there; token i + 1 has seen both.
-        The last real token of a row has no successor and keeps its own state, so a span
-        ending at a window's last token can still be predicted (and its label never meets
-        -inf). The no-answer slot follows the same rule: its end logit reads token 1. Start
-        logits are unchanged. Rows must be right- or left-padded (real tokens contiguous), as
-        every batch here is.
-        """
+    def span_logits(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, C) -> start and end logits (B, T) each, -inf at padding."""
         logits = self.qa_outputs(hidden.to(self.qa_outputs.weight.dtype))  # (B, T, 2)
-        start, end = logits[..., 0], logits[..., 1]  # (B, T) each
         real = attention_mask.bool()
-        if lookahead:
-            has_next = real & torch.cat([real[:, 1:], torch.zeros_like(real[:, :1])], dim=1)  # (B, T)
-            end_of_next = torch.cat([end[:, 1:], end[:, -1:]], dim=1)  # (B, T): end logit of token i + 1
-            end = torch.where(has_next, end_of_next, end)
-        return start.masked_fill(~real, float("-inf")), end.masked_fill(~real, float("-inf"))
+        return logits[..., 0].masked_fill(~real, float("-inf")), logits[..., 1].masked_fill(~real, float("-inf"))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T) -> start and end logits (B, T); the clone makes the inference tensor trainable input."""
-        return self.span_logits(self.features(input_ids, attention_mask).clone(), attention_mask)
+        return self.span_logits(self.states(input_ids, attention_mask).clone(), attention_mask)

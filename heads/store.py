@@ -234,7 +234,7 @@ def chunked_pass(sequences: list[list[int]], batches: list[list[int]], pad_id: i
     pending = [b for b in batches if missing.intersection(b)]
     size = max(1, -(-len(batches) // CHUNKS))
     if stored:
-        print(f"{desc}: states of {len(sequences) - len(missing):,} of {len(sequences):,} sequences reused from "
+        print(f"{desc}: {len(sequences) - len(missing):,} of {len(sequences):,} sequences reused from "
               f"the store; computing {len(missing):,} in {-(-len(pending) // size)} chunk(s)", flush=True)
     order = [i for b in pending for i in b]
     local, first = [], 0

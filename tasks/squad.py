@@ -13,9 +13,9 @@ import torch
 from data.batching import padding_fraction, token_budget_batches
 from data.progress import Progress
 from data.qa_answers import answer_questions
-from data.qa_features import QAFeature, make_qa_features
+from data.qa_windows import QAWindow, make_windows
 from data.squad import QAExample
-from heads import QuestionAnswerer, StreamedFeatures, TokenFeatureTable, qa_loss
+from heads import QuestionAnswerer, SpanReadout, StreamedStates, TokenStateTable, qa_loss
 from heads.cache import keep_positions
 from heads.store import StateStore, chunked_pass, digest
 from llama import LlamaConfig, LlamaForCausalLM, Tokenizer
@@ -23,23 +23,12 @@ from llama.chat import chat_prompt
 from llama.generate import generate
 from metrics import bleu, rouge, squad
 
-from .task import Task, candidate_layers
+from .task import Task, candidate_blocks
 
 PROMPT = ("Answer the question with a short phrase copied from the context{no_answer}.\n\n"
           "Context: {context}\n\nQuestion: {question}\nAnswer:")
 NO_ANSWER_HINT = ", or with 'unanswerable' if the context does not contain the answer"
 NO_ANSWER_WORD = "unanswerable"
-
-
-@dataclasses.dataclass(frozen=True)
-class Readout:
-    """The states the head reads: after block `layer`; `echo`: of the window fed twice (question and
-    context), read on the second copy, where every token has seen the whole passage; `lookahead`: the
-    end logit of token i from token i+1's state."""
-
-    layer: int
-    echo: bool
-    lookahead: bool
 
 
 @dataclasses.dataclass
@@ -52,9 +41,9 @@ class Windows:
     renumbered accordingly; without echo they are the windows themselves.
     """
 
-    windows: list[QAFeature]
+    windows: list[QAWindow]
     kept: list[list[int]] | None  # per window, its positions the head reads (None: all)
-    views: list[QAFeature]
+    views: list[QAWindow]
     pad_id: int
     batch_tokens: int
 
@@ -70,42 +59,40 @@ class Windows:
 
 
 @dataclasses.dataclass
-class WindowFeatures:
+class WindowStates:
     """The hidden states of every window, per block (a table, or a stream), with their span targets."""
 
-    stores: dict[int, TokenFeatureTable | StreamedFeatures]
-    windows: list[QAFeature]
+    stores: dict[int, TokenStateTable | StreamedStates]
+    windows: list[QAWindow]
     starts: torch.Tensor
     ends: torch.Tensor
-    readouts: list[Readout]
+    readouts: list[SpanReadout]
     padding_fraction: float
 
     def __len__(self) -> int:
         return len(self.windows)
 
-    def only(self, readout: Readout) -> "WindowFeatures":
-        return dataclasses.replace(self, stores={readout.layer: self.stores[readout.layer]}, readouts=[readout])
+    def only(self, readout: SpanReadout) -> "WindowStates":
+        return dataclasses.replace(self, stores={readout.block: self.stores[readout.block]}, readouts=[readout])
 
-    def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor, Readout]:
-        """(B, T, C) states and (B, T) mask of one batch of windows, for the single readout these features hold."""
+    def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, C) states and (B, T) mask of one batch of windows, for the single readout these states hold."""
         (readout,) = self.readouts
-        return (*self.stores[readout.layer].batch(indices), readout)
+        return self.stores[readout.block].batch(indices)
 
 
-def readouts(args: argparse.Namespace, config: LlamaConfig) -> list[Readout]:
-    lookaheads = {"auto": (False, True), "on": (True,), "off": (False,)}[args.lookahead]
-    return [Readout(k, args.echo, look) for k in candidate_layers(str(args.layer), config.num_hidden_layers)
-            for look in lookaheads]
+def readouts(args: argparse.Namespace, config: LlamaConfig) -> list[SpanReadout]:
+    return [SpanReadout(k, args.echo) for k in candidate_blocks(str(args.block), config.num_hidden_layers)]
 
 
-def readout_from(fields: dict) -> Readout:
-    return Readout(int(fields["layer"]), bool(fields["echo"]), bool(fields["lookahead"]))
+def readout_from(fields: dict) -> SpanReadout:
+    return SpanReadout(int(fields["block"]), bool(fields["echo"]))
 
 
 def prepare(tokenizer: Tokenizer, examples: list[QAExample], args: argparse.Namespace,
-            candidates: list[Readout]) -> Windows:
+            candidates: list[SpanReadout]) -> Windows:
     """Cut every context into windows (echoed if the readouts ask for it)."""
-    windows = make_qa_features(examples, tokenizer, max_length=args.max_length, doc_stride=args.doc_stride,
+    windows = make_windows(examples, tokenizer, max_length=args.max_length, doc_stride=args.doc_stride,
                                echo=candidates[0].echo)
     if not candidates[0].echo:
         return Windows(windows, None, windows, tokenizer.pad_id, args.batch_tokens)
@@ -114,14 +101,14 @@ def prepare(tokenizer: Tokenizer, examples: list[QAExample], args: argparse.Name
                    args.batch_tokens)
 
 
-def head_view(window: QAFeature, kept: list[int]) -> QAFeature:
+def head_view(window: QAWindow, kept: list[int]) -> QAWindow:
     """`window` restricted to the positions `kept` (which hold its labels), renumbered from 0."""
-    return QAFeature(window.example_id, [window.input_ids[i] for i in kept], [window.offsets[i] for i in kept],
+    return QAWindow(window.example_id, [window.input_ids[i] for i in kept], [window.offsets[i] for i in kept],
                      kept.index(window.start_position), kept.index(window.end_position))
 
 
-def extract(qa: QuestionAnswerer, prepared: Windows, candidates: list[Readout], place: str,
-            desc: str, store: StateStore | None = None) -> WindowFeatures:
+def frozen_pass(qa: QuestionAnswerer, prepared: Windows, candidates: list[SpanReadout], place: str,
+                desc: str, store: StateStore | None = None) -> WindowStates:
     """Run the base once over every window and store every token's state of each readout's block.
 
     `place` is where the states go ("accelerator", "ram", "disk"), or "stream": store nothing and
@@ -130,56 +117,54 @@ def extract(qa: QuestionAnswerer, prepared: Windows, candidates: list[Readout], 
     """
     sequences = [w.input_ids for w in prepared.windows]
     lengths = prepared.lengths
-    layers = sorted({r.layer for r in candidates})
+    blocks = sorted({r.block for r in candidates})
     device = qa.model.embed_tokens.weight.device
     if place == "stream":
-        stores = {k: StreamedFeatures(sequences, prepared.pad_id, functools.partial(qa.features, layer=k),
-                                      input_device=device, device=device, positions=prepared.kept) for k in layers}
+        stores = {k: StreamedStates(sequences, prepared.pad_id, functools.partial(qa.states, block=k),
+                                    input_device=device, device=device, positions=prepared.kept) for k in blocks}
         padding = 0.0
     else:
         dim, rows = qa.config.hidden_size, sum(prepared.cached_lengths)
         inputs = digest(sequences, prepared.kept)
         entries = {k: store.entry({"states": "window tokens", "block": k}, len(sequences), rows, dim, np.uint16, inputs)
-                   if store else None for k in layers}
-        stores = {k: TokenFeatureTable(prepared.cached_lengths, dim, place="disk" if entries[k] else place,
-                                       device=device, bits=entries[k].states if entries[k] else None)
-                  for k in layers}
+                   if store else None for k in blocks}
+        stores = {k: TokenStateTable(prepared.cached_lengths, dim, place="disk" if entries[k] else place,
+                                     device=device, bits=entries[k].states if entries[k] else None)
+                  for k in blocks}
         batches = token_budget_batches(lengths, prepared.batch_tokens)
         for batch, input_ids, attention_mask in chunked_pass(sequences, batches, prepared.pad_id, device, desc,
                                                              list(entries.values())):
-            for k, hidden in zip(layers, qa.features(input_ids, attention_mask, layer=layers)):
+            for k, hidden in zip(blocks, qa.states(input_ids, attention_mask, block=blocks)):
                 if prepared.kept is not None:
                     hidden = keep_positions(hidden, [prepared.kept[i] for i in batch])
                 stores[k].write_batch(batch, hidden)
         stores = {k: table.moved_to(place) for k, table in stores.items()}
         padding = padding_fraction(batches, lengths)
     views = prepared.views
-    return WindowFeatures(stores, views, torch.tensor([v.start_position for v in views], device=device),
+    return WindowStates(stores, views, torch.tensor([v.start_position for v in views], device=device),
                           torch.tensor([v.end_position for v in views], device=device), candidates, padding)
 
 
-def batch_loss(qa: QuestionAnswerer, features: WindowFeatures, indices: list[int]) -> torch.Tensor:
-    hidden, mask, readout = features.batch(indices)
-    start_logits, end_logits = qa.span_logits(hidden, mask, lookahead=readout.lookahead)
-    return qa_loss(start_logits, end_logits, features.starts[indices], features.ends[indices])
+def batch_loss(qa: QuestionAnswerer, states: WindowStates, indices: list[int]) -> torch.Tensor:
+    start_logits, end_logits = qa.span_logits(*states.batch(indices))
+    return qa_loss(start_logits, end_logits, states.starts[indices], states.ends[indices])
 
 
-def predict(qa: QuestionAnswerer, features: WindowFeatures, examples: list[QAExample], args: argparse.Namespace,
+def predict(qa: QuestionAnswerer, states: WindowStates, examples: list[QAExample], args: argparse.Namespace,
             batch_size: int = 64) -> list[dict]:
     """Head logits -> the best span per question (and, for SQuAD 2.0, its no-answer probability:
     sigmoid(null score - best span score), 0.5 where the two are equal)."""
     start_logits: list[np.ndarray] = []
     end_logits: list[np.ndarray] = []
     with torch.no_grad():
-        for first in range(0, len(features), batch_size):
-            indices = list(range(first, min(first + batch_size, len(features))))
-            hidden, mask, readout = features.batch(indices)
-            s, e = (logits.float().cpu() for logits in qa.span_logits(hidden, mask, lookahead=readout.lookahead))
+        for first in range(0, len(states), batch_size):
+            indices = list(range(first, min(first + batch_size, len(states))))
+            s, e = (logits.float().cpu() for logits in qa.span_logits(*states.batch(indices)))
             for row, index in enumerate(indices):
-                T = len(features.windows[index].input_ids)
+                T = len(states.windows[index].input_ids)
                 start_logits.append(s[row, :T].numpy())
                 end_logits.append(e[row, :T].numpy())
-    spans, no_answer_probs = answer_questions(examples, features.windows, start_logits, end_logits)
+    spans, no_answer_probs = answer_questions(examples, states.windows, start_logits, end_logits)
     if args.squad_version != "2.0":
         return [{"text": spans[e.id]} for e in examples]
     # The best span is kept even where the no-answer slot wins: `score` abstains by the threshold.
@@ -279,14 +264,14 @@ SQUAD = Task(
               "no_answer_threshold": 0.5},
     recipes={"converged": {"lr": 1e-3, "batch_size": 16, "epochs": 60, "schedule": "constant",
                            "weight_decay": 0.0, "average": True,
-                           "val_fraction": 0.1, "patience": 5, "layer": "auto", "echo": True, "lookahead": "off"},
+                           "val_fraction": 0.1, "patience": 5, "block": "auto", "echo": True},
              "report": {"lr": 5e-5, "batch_size": 32, "epochs": 2, "schedule": "linear",
                         "weight_decay": 0.0, "average": False,
-                        "val_fraction": 0.0, "layer": "last", "echo": False, "lookahead": "off"}},
-    own_flags=("squad_version", "max_length", "doc_stride", "echo", "lookahead", "no_answer_threshold"),
+                        "val_fraction": 0.0, "block": "last", "echo": False}},
+    own_flags=("squad_version", "max_length", "doc_stride", "no_answer_threshold"),
     per_token=True,
     main_metric="squad.f1",
-    readouts=readouts, readout_from=readout_from, prepare=prepare, extract=extract, batch_loss=batch_loss,
+    readouts=readouts, readout_from=readout_from, prepare=prepare, frozen_pass=frozen_pass, batch_loss=batch_loss,
     predict=predict, prompt_predict=prompt_predict, score=score, decision_rule=decision_rule,
     headline=headline, metric_rows=metric_rows,
 )

@@ -1,4 +1,4 @@
-"""SST-2 sentiment: pooled frozen states (last token, mean or echo), the `score` head, a prompt baseline."""
+"""SST-2 sentiment: pooled frozen states (last token or mean, plain or echoed), the `score` head, a prompt baseline."""
 
 from __future__ import annotations
 
@@ -13,29 +13,19 @@ import torch.nn.functional as F
 from data.batching import padded_batches, padding_fraction, token_budget_batches
 from data.sst2 import SentenceExample, encode_sentences
 from errors import UserError
-from heads import SequenceClassifier, pool_last_token
+from heads import ClassifierReadout, SequenceClassifier, pool_last_token
 from heads.store import StateStore, chunked_pass, digest
 from llama import LlamaConfig, LlamaForCausalLM, Tokenizer
 from metrics import classification
 
-from .task import Task, candidate_layers
+from .task import Task, candidate_blocks
 
 LABEL_NAMES = ("negative", "positive")
 PROMPT = "Review: {text}\nSentiment (positive or negative):"
-POOLS = ("last", "mean", "echo")
-
-
-@dataclasses.dataclass(frozen=True)
-class Readout:
-    """The state the head reads: after block `layer`, pooled by `pool`.
-
-    "last": the sentence's last token (the report's protocol); "mean": the mean over the sentence's
-    tokens; "echo": the sentence fed twice, the mean over the second copy, where every token has
-    seen the whole sentence.
-    """
-
-    layer: int
-    pool: str
+# --pool auto with --echo unset: the sentence's last token (the report's protocol), the mean over its
+# tokens, and the mean over the second copy of the sentence fed twice (echo, pool); --echo / --no-echo
+# and --pool keep those that match them.
+AUTO_POOLINGS = ((False, "last"), (False, "mean"), (True, "mean"))
 
 
 @dataclasses.dataclass
@@ -65,61 +55,63 @@ class Prepared:
 
 
 @dataclasses.dataclass
-class PooledFeatures:
+class PooledStates:
     """Pooled frozen states, (N, R, C) float32 for R readouts, and labels (N,)."""
 
     vectors: torch.Tensor
     labels: torch.Tensor
-    readouts: list[Readout]
+    readouts: list[ClassifierReadout]
     padding_fraction: float
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def only(self, readout: Readout) -> "PooledFeatures":
+    def only(self, readout: ClassifierReadout) -> "PooledStates":
         r = self.readouts.index(readout)
-        return PooledFeatures(self.vectors[:, r:r + 1], self.labels, [readout], self.padding_fraction)
+        return PooledStates(self.vectors[:, r:r + 1], self.labels, [readout], self.padding_fraction)
 
 
-def readouts(args: argparse.Namespace, config: LlamaConfig) -> list[Readout]:
-    pools = POOLS if args.pool == "auto" else (args.pool,)
-    return [Readout(k, p) for k in candidate_layers(str(args.layer), config.num_hidden_layers) for p in pools]
+def readouts(args: argparse.Namespace, config: LlamaConfig) -> list[ClassifierReadout]:
+    poolings = [(echo, pool) for echo, pool in AUTO_POOLINGS
+                if args.echo in (None, echo) and args.pool in ("auto", pool)] or [(args.echo, args.pool)]
+    return [ClassifierReadout(k, echo, pool) for k in candidate_blocks(str(args.block), config.num_hidden_layers)
+            for echo, pool in poolings]
 
 
-def readout_from(fields: dict) -> Readout:
-    return Readout(int(fields["layer"]), str(fields["pool"]))
+def readout_from(fields: dict) -> ClassifierReadout:
+    return ClassifierReadout(int(fields["block"]), bool(fields["echo"]), str(fields["pool"]))
 
 
 def prepare(tokenizer: Tokenizer, examples: list[SentenceExample], args: argparse.Namespace,
-            candidates: list[Readout]) -> Prepared:
-    """The plain sentences, and the echoed ones if a readout needs them."""
+            candidates: list[ClassifierReadout]) -> Prepared:
+    """The plain sentences, and the echoed ones, as the readouts need them."""
     texts = [e.text for e in examples]
     passes = {echo: Sentences(*encode_sentences(tokenizer, texts, echo=echo))
-              for echo in sorted({r.pool == "echo" for r in candidates})}
+              for echo in sorted({r.echo for r in candidates})}
     return Prepared(passes, [e.label for e in examples], tokenizer.pad_id, args.batch_tokens)
 
 
-def extract(classifier: SequenceClassifier, prepared: Prepared, candidates: list[Readout], place: str,
-            desc: str, store: StateStore | None = None) -> PooledFeatures:
+def frozen_pass(classifier: SequenceClassifier, prepared: Prepared, candidates: list[ClassifierReadout], place: str,
+                desc: str, store: StateStore | None = None) -> PooledStates:
     """Run the base once per pass over every sentence and keep only the pooled vectors of each readout.
 
     With a `store`, each readout's (N, C) vectors are kept there and only sentences it lacks are computed.
     """
     if place in ("disk", "stream"):
-        raise UserError(f"--features {place}: SST-2 caches one vector per sentence and readout, which always "
-                        "fits in memory; use --features auto or memory")
+        raise UserError(f"--cache {place}: SST-2 caches one vector per sentence and readout, which always "
+                        "fits in memory; use --cache auto or memory")
     device = classifier.model.embed_tokens.weight.device
     n, dim = len(prepared.labels), classifier.config.hidden_size
     columns: dict[int, np.ndarray] = {}  # readout -> (N, C) float32, a store entry or in memory
     all_batches, all_lengths = [], []  # every pass's batches, for the padding fraction
     for echo, sentences in prepared.passes.items():
-        wanted = [(i, r) for i, r in enumerate(candidates) if (r.pool == "echo") == echo]
-        if not wanted:
+        wanted = [(i, r) for i, r in enumerate(candidates) if r.echo == echo]
+        if not wanted:  # `prepared` may hold a pass only other readouts needed
             continue
-        layers = sorted({r.layer for _, r in wanted})
-        pools = sorted({"last" if r.pool == "last" else "mean" for _, r in wanted})
+        blocks = sorted({r.block for _, r in wanted})
+        pools = sorted({r.pool for _, r in wanted})
         inputs = digest(sentences.sequences, sentences.starts)
-        entries = {i: store.entry({"states": "pooled", "block": r.layer, "pool": r.pool}, n, n, dim, np.float32,
+        entries = {i: store.entry({"states": "pooled", "block": r.block, "pool": r.pool}, n, n, dim, np.float32,
                                   inputs) if store else None for i, r in wanted}
         columns.update({i: e.states if e else np.zeros((n, dim), np.float32) for i, e in entries.items()})
         lengths = [len(s) for s in sentences.sequences]
@@ -127,29 +119,28 @@ def extract(classifier: SequenceClassifier, prepared: Prepared, candidates: list
         for batch, input_ids, attention_mask in chunked_pass(sentences.sequences, batches, prepared.pad_id,
                                                              device, desc, list(entries.values())):
             start = torch.tensor([sentences.starts[i] for i in batch], device=device) if "mean" in pools else None
-            states = classifier.pooled_states(input_ids, attention_mask, layers, pools, start)  # (B, P, L, C)
+            states = classifier.pooled_states(input_ids, attention_mask, blocks, pools, start)  # (B, P, L, C)
             for i, r in wanted:
-                pool = pools.index("last" if r.pool == "last" else "mean")
-                columns[i][batch] = states[:, pool, layers.index(r.layer)].float().cpu().numpy()
+                columns[i][batch] = states[:, pools.index(r.pool), blocks.index(r.block)].float().cpu().numpy()
         all_batches += [[i + len(all_lengths) for i in b] for b in batches]
         all_lengths += lengths
     vectors = torch.from_numpy(np.stack([columns[i] for i in range(len(candidates))], axis=1))  # (N, R, C)
     vectors = vectors.to(device if place == "accelerator" else "cpu")
-    return PooledFeatures(vectors, torch.tensor(prepared.labels, device=vectors.device), candidates,
-                          padding_fraction(all_batches, all_lengths))
+    return PooledStates(vectors, torch.tensor(prepared.labels, device=vectors.device), candidates,
+                        padding_fraction(all_batches, all_lengths))
 
 
-def batch_loss(classifier: SequenceClassifier, features: PooledFeatures, indices: list[int]) -> torch.Tensor:
+def batch_loss(classifier: SequenceClassifier, states: PooledStates, indices: list[int]) -> torch.Tensor:
     device = classifier.score.weight.device  # the vectors may wait in RAM while the head trains on a GPU
-    return F.cross_entropy(classifier.logits(features.vectors[indices, 0].to(device)),
-                           features.labels[indices].to(device))
+    return F.cross_entropy(classifier.logits(states.vectors[indices, 0].to(device)),
+                           states.labels[indices].to(device))
 
 
-def predict(classifier: SequenceClassifier, features: PooledFeatures, examples: list[SentenceExample],
+def predict(classifier: SequenceClassifier, states: PooledStates, examples: list[SentenceExample],
             args: argparse.Namespace) -> list[list[float]]:
-    """Class probabilities per sentence, from the head on cached features."""
+    """Class probabilities per sentence, from the head on cached states."""
     with torch.no_grad():
-        vectors = features.vectors[:, 0].to(classifier.score.weight.device)
+        vectors = states.vectors[:, 0].to(classifier.score.weight.device)
         return classifier.logits(vectors).softmax(-1).cpu().tolist()
 
 
@@ -208,12 +199,12 @@ SST2 = Task(
     defaults={"data": "sst2"},
     recipes={"converged": {"lr": 1e-3, "batch_size": 32, "epochs": 100, "schedule": "constant",
                            "weight_decay": 0.0, "average": True,
-                           "val_fraction": 0.1, "patience": 10, "layer": "auto", "pool": "auto"},
+                           "val_fraction": 0.1, "patience": 10, "block": "auto", "pool": "auto", "echo": None},
              "report": {"lr": 2e-5, "batch_size": 16, "epochs": 3, "schedule": "linear",
                         "weight_decay": 0.0, "average": False,
-                        "val_fraction": 0.0, "layer": "last", "pool": "last"}},
+                        "val_fraction": 0.0, "block": "last", "pool": "last", "echo": False}},
     own_flags=("pool",), per_token=False, main_metric="accuracy",
-    readouts=readouts, readout_from=readout_from, prepare=prepare, extract=extract, batch_loss=batch_loss,
+    readouts=readouts, readout_from=readout_from, prepare=prepare, frozen_pass=frozen_pass, batch_loss=batch_loss,
     predict=predict, prompt_predict=prompt_predict, score=score, decision_rule=decision_rule,
     headline=headline, metric_rows=metric_rows,
 )

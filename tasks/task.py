@@ -4,11 +4,11 @@ Everything that differs between SST-2 and SQuAD lives in one `Task` value per ta
 (`tasks/sst2.py`, `tasks/squad.py`), so the scripts and the loop never ask which task
 they run: they call its operations, in this order:
 
-    readouts -> prepare (tokens, cheap) -> extract (the frozen pass) -> batch_loss (training)
+    readouts -> prepare (tokens, cheap) -> frozen_pass (states) -> batch_loss (training)
     -> predict -> decision_rule (on validation) -> score;  prompt_predict -> score for the LM's own answers.
 
-A *readout* says which frozen state the head reads (the block, the pooling or layout): a
-frozen dataclass of the task's own, recorded in the head file so eval.py rebuilds the same.
+A *readout* says which frozen state the head reads (the block, echo, the pooling): a
+`heads.readout` dataclass, recorded in the head file so eval.py rebuilds the same.
 `predict` returns one JSON-able prediction per example, so ranks of a data-parallel run can
 send theirs to rank 0, which alone scores them.
 """
@@ -26,7 +26,7 @@ from heads import FrozenBackboneHead
 from llama import LlamaConfig, LlamaForCausalLM, Tokenizer
 
 Scores = tuple[dict, list[dict]]  # (metrics, one report row per test example)
-LAYER_FRACTIONS = (1 / 2, 2 / 3, 5 / 6, 1)  # --layer auto: the blocks tried, as fractions of the depth
+BLOCK_FRACTIONS = (1 / 2, 2 / 3, 5 / 6, 1)  # --block auto: the blocks tried, as fractions of the depth
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Task:
     label_names: tuple[str, ...]  # what the head's output rows mean (classes, or span start/end)
     defaults: dict[str, Any]  # defaults of the data flags (data set, window sizes)
     # Defaults of the training flags per --recipe: "converged" (validation-selected, the default) and
-    # "report" (the original report's hyperparameters, last layer, no validation slice).
+    # "report" (the original report's hyperparameters, last block, no validation slice).
     recipes: dict[str, dict[str, Any]]
     own_flags: tuple[str, ...]  # flags that only this task takes
     per_token: bool  # caches every token's state (SQuAD) rather than one vector per example (SST-2)
@@ -46,11 +46,11 @@ class Task:
     readout_from: Callable[[dict], Any]  # a readout back from the head file's metadata
     # Token sequences for the frozen pass, (tokenizer, examples, args, readouts) -> prepared; `.lengths`.
     prepare: Callable[[Tokenizer, list, argparse.Namespace, list], Any]
-    # The frozen pass: (head, prepared, readouts, place, progress label) -> features with `.only(readout)`.
-    extract: Callable[[FrozenBackboneHead, Any, list, str, str], Any]
-    # The loss of one batch of cached training items: (head, one readout's features, indices) -> scalar.
+    # The frozen pass: (head, prepared, readouts, place, progress label) -> states with `.only(readout)`.
+    frozen_pass: Callable[[FrozenBackboneHead, Any, list, str, str], Any]
+    # The loss of one batch of cached training items: (head, one readout's states, indices) -> scalar.
     batch_loss: Callable[[FrozenBackboneHead, Any, list[int]], torch.Tensor]
-    # The head's prediction per example: (head, one readout's features, examples, args).
+    # The head's prediction per example: (head, one readout's states, examples, args).
     predict: Callable[[FrozenBackboneHead, Any, list, argparse.Namespace], list]
     # The language model's own zero-shot prediction per example: (lm, tokenizer, examples, args).
     prompt_predict: Callable[[LlamaForCausalLM, Tokenizer, list, argparse.Namespace], list]
@@ -63,12 +63,12 @@ class Task:
     metric_rows: Callable[[dict], list[tuple[str, str]]]  # report.md rows: (label, key path into metrics)
 
 
-def candidate_layers(flag: str, depth: int) -> list[int]:
-    """--layer: "last" -> [depth]; "K" -> [K]; "auto" -> a few blocks from half the depth to the last."""
+def candidate_blocks(flag: str, depth: int) -> list[int]:
+    """--block: "last" -> [depth]; "K" -> [K]; "auto" -> a few blocks from half the depth to the last."""
     if flag == "last":
         return [depth]
     if flag == "auto":
-        return sorted({round(depth * f) for f in LAYER_FRACTIONS})
+        return sorted({round(depth * f) for f in BLOCK_FRACTIONS})
     if not flag.isdigit() or not 1 <= int(flag) <= depth:
-        raise UserError(f"--layer {flag}: expected auto, last or a block number from 1 to {depth}")
+        raise UserError(f"--block {flag}: expected auto, last or a block number from 1 to {depth}")
     return [int(flag)]

@@ -60,7 +60,7 @@ def main() -> None:
     fault, n, separator, *argv = sys.argv[1:]
     n = int(n)
     assert separator == "--"
-    events = {"chunk": (heads.store.Entry, "commit"), "batch": (heads.cache.TokenFeatureTable, "write_batch"),
+    events = {"chunk": (heads.store.Entry, "commit"), "batch": (heads.cache.TokenStateTable, "write_batch"),
               "epoch": (training.loop, "write_bytes")}
     how, _, when = fault.partition("-at-") if "-at-" in fault else fault.partition("-after-")
     if fault == "slow-epochs":

@@ -79,7 +79,7 @@ def test_bad_data_is_one_line_exit_2_and_leaves_no_output_directory(tmp_path, ti
     assert not out.exists()
 
 
-def test_a_window_setting_refused_during_feature_caching_leaves_no_output_directory(tmp_path, tiny):
+def test_a_window_setting_refused_during_the_frozen_pass_leaves_no_output_directory(tmp_path, tiny):
     out = tmp_path / "out"
     command = [sys.executable, "train.py", "--task", "squad", "--squad-version", "2.0", "--model", str(tiny),
                "--data", "sample", "--max-length", "80", "--output", str(out)]

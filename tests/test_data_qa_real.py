@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from data.qa_answers import answer_questions
-from data.qa_features import QAFeature, make_qa_features
+from data.qa_windows import QAWindow, make_windows
 from data.squad import QAExample, read_squad_json
 from llama import LlamaError
 from metrics.squad import normalize_answer
@@ -31,10 +31,10 @@ LAYOUTS = ("plain", "echo")
 
 
 @pytest.fixture(scope="module", params=["dev-v1.1.json", "dev-v2.0.json"])
-def dev(request, smollm2) -> tuple[list[QAExample], dict[str, list[QAFeature]]]:
+def dev(request, smollm2) -> tuple[list[QAExample], dict[str, list[QAWindow]]]:
     """The file's examples and their windows in both layouts, with the defaults 384 / 128."""
     examples = read_squad_json(SHARED / request.param)
-    return examples, {layout: make_qa_features(examples, smollm2, echo=layout == "echo") for layout in LAYOUTS}
+    return examples, {layout: make_windows(examples, smollm2, echo=layout == "echo") for layout in LAYOUTS}
 
 
 def test_offsets_tile_each_context_exactly(smollm2):
@@ -50,12 +50,12 @@ def test_offsets_tile_each_context_exactly(smollm2):
         assert all(piece == context[s:e] for piece, (s, e) in zip(pieces, offsets) if context[s:e].isascii())
 
 
-def labelled_answers(examples: list[QAExample], features: list[QAFeature]) -> tuple[set[str], set[str]]:
+def labelled_answers(examples: list[QAExample], windows: list[QAWindow]) -> tuple[set[str], set[str]]:
     """Ids of the questions some window labels, and of those with a window whose labelled text
     is not a reference answer (SQuAD-normalised)."""
     by_id = {e.id: e for e in examples}
     labelled, wrong = set(), set()
-    for f in features:
+    for f in windows:
         example = by_id[f.example_id]
         if (f.start_position, f.end_position) == (0, 0):
             continue
@@ -72,24 +72,24 @@ def test_every_labelled_window_extracts_a_gold_answer_in_both_layouts(dev):
     """The round trip: for >= 99.9% of answerable questions, every window that holds the answer
     labels a span whose text is a reference answer; no answer is lost. Echoed windows label
     their second copy and give back exactly the same answers as plain ones."""
-    examples, features = dev
+    examples, windows = dev
     answerable = {e.id for e in examples if not e.is_impossible}
-    plain, echo = (labelled_answers(examples, features[layout]) for layout in LAYOUTS)
+    plain, echo = (labelled_answers(examples, windows[layout]) for layout in LAYOUTS)
     labelled, wrong = plain
     assert labelled == answerable  # every answer fits in some window
     assert len(wrong) / len(answerable) <= 0.001, sorted(wrong)
     assert echo == plain
-    assert len(features["echo"]) == len(features["plain"])
-    for p, e in zip(features["plain"], features["echo"]):  # the same window, then its body again
+    assert len(windows["echo"]) == len(windows["plain"])
+    for p, e in zip(windows["plain"], windows["echo"]):  # the same window, then its body again
         n = len(p.input_ids)
         assert e.input_ids[:n] == p.input_ids and e.input_ids[len(e.input_ids) - n + 1:] == p.input_ids[1:]
         assert e.offsets[len(e.offsets) - n + 1:] == p.offsets[1:] and not any(e.offsets[:n])
 
 
-def perfect_logits(features: list[QAFeature]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def perfect_logits(windows: list[QAWindow]) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """One-hot-like start/end logits at each window's labels."""
     starts, ends = [], []
-    for f in features:
+    for f in windows:
         s, e = np.full(len(f.input_ids), -10.0), np.full(len(f.input_ids), -10.0)
         s[f.start_position] = e[f.end_position] = 10.0
         starts.append(s)
@@ -106,9 +106,9 @@ def test_perfect_logits_give_back_every_answer_through_post_processing_in_both_l
     for limit in (10_000, 30):
         answers = {}
         for layout in LAYOUTS:
-            features = by_layout[layout]
-            long = {f.example_id for f in features if f.end_position - f.start_position + 1 > 30}
-            predictions, probs = answer_questions(examples, features, *perfect_logits(features),
+            windows = by_layout[layout]
+            long = {f.example_id for f in windows if f.end_position - f.start_position + 1 > 30}
+            predictions, probs = answer_questions(examples, windows, *perfect_logits(windows),
                                                   max_answer_length=limit, allow_no_answer=version_2)
             assert set(predictions) == {e.id for e in examples}
             missed = {e.id for e in examples if not e.is_impossible

@@ -3,7 +3,7 @@
 Two gloo processes on this CPU join through `distributed.setup`, as under torchrun (RANK,
 WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT in the environment). They are spawned once per
 module; each runs every scenario and saves what it computed, and the tests compare that with
-the same scenarios run here in one process, on the same features. A hung collective fails
+the same scenarios run here in one process, on the same states. A hung collective fails
 the module's fixture after TIMEOUT_S instead of hanging the suite.
 """
 
@@ -19,9 +19,9 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from heads import TokenFeatureTable
+from heads import TokenStateTable
 from tasks import TASKS
-from tasks.sst2 import PooledFeatures
+from tasks.sst2 import PooledStates
 from test_loop import HIDDEN, classifier, computed, pooled, question_answerer, settings, windows
 from training import distributed
 from training.distributed import Shard, shard_bounds
@@ -36,7 +36,7 @@ WINDOW_LENGTHS = [3, 5, 2, 6, 4, 3, 7]
 
 
 def scenarios() -> dict[str, dict]:
-    """name -> task, head factory, training (and validation) features, settings, patience."""
+    """name -> task, head factory, training (and validation) states, settings, patience."""
     return {
         "even split": dict(task=SST2, head=classifier, train=pooled(8, seed=1),
                            settings=settings(epochs=3, batch_size=3, warmup_ratio=0.2, weight_decay=0.01)),
@@ -51,29 +51,29 @@ def scenarios() -> dict[str, dict]:
     }
 
 
-def rank_part(features, rank: int):
-    """Rank `rank`'s contiguous part of the features, as its own cache would hold them."""
-    start, end = shard_bounds(len(features), rank, WORLD)
-    if isinstance(features, PooledFeatures):
-        return dataclasses.replace(features, vectors=features.vectors[start:end], labels=features.labels[start:end])
-    (layer, whole), = features.stores.items()
-    table = TokenFeatureTable(whole.lengths[start:end], HIDDEN)
+def rank_part(states, rank: int):
+    """Rank `rank`'s contiguous part of the states, as its own cache would hold them."""
+    start, end = shard_bounds(len(states), rank, WORLD)
+    if isinstance(states, PooledStates):
+        return dataclasses.replace(states, vectors=states.vectors[start:end], labels=states.labels[start:end])
+    (block, whole), = states.stores.items()
+    table = TokenStateTable(whole.lengths[start:end], HIDDEN)
     for local, index in enumerate(range(start, end)):
         table.write(local, whole.read(index))
-    return dataclasses.replace(features, stores={layer: table}, windows=features.windows[start:end],
-                               starts=features.starts[start:end], ends=features.ends[start:end])
+    return dataclasses.replace(states, stores={block: table}, windows=states.windows[start:end],
+                               starts=states.starts[start:end], ends=states.ends[start:end])
 
 
 def train(scenario: dict, rank: int | None = None, **options) -> tuple[list[dict], dict[str, torch.Tensor]]:
     """Train the scenario's head in one process (rank None) or on this rank's Shards; (history, head)."""
     model = scenario["head"]()
 
-    def part(features):
-        return features if rank is None else Shard.of(rank_part(features, rank))
+    def part(states):
+        return states if rank is None else Shard.of(rank_part(states, rank))
 
     val = part(scenario["val"]) if "val" in scenario else None
     history = train_head(model, scenario["task"], part(scenario["train"]), scenario["settings"],
-                         val_features=val, patience=scenario.get("patience"), **options)
+                         val_states=val, patience=scenario.get("patience"), **options)
     return computed(history), model.head_state_dict()
 
 
@@ -101,7 +101,7 @@ def worker(rank: int, port: int, out: str, resume_from: str) -> None:
     try:
         train_head(classifier(), SST2, pooled(4, seed=1), settings(epochs=1))
     except ValueError as error:
-        results["plain features"] = str(error)
+        results["plain states"] = str(error)
     torch.save(results, Path(out) / f"rank {rank}.pt")
     distributed.teardown()
 
@@ -235,6 +235,6 @@ def test_every_rank_resumes_from_the_checkpoint_as_an_uninterrupted_run(ranks, o
         assert_same_run(r["resumed"], one_process["validation"])
 
 
-def test_plain_features_are_refused_under_torchrun(ranks):
+def test_plain_states_are_refused_under_torchrun(ranks):
     results, _ = ranks
-    assert all("Shard.of" in r["plain features"] for r in results)
+    assert all("Shard.of" in r["plain states"] for r in results)

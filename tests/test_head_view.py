@@ -17,7 +17,7 @@ from heads import QuestionAnswerer
 from tasks import TASKS
 
 ARGS = argparse.Namespace(max_length=160, doc_stride=48, batch_tokens=2048, squad_version="2.0", echo=True,
-                          lookahead="off", layer="last")
+                          block="last")
 
 
 def test_echo_windows_cache_half_the_states_and_answer_as_the_full_windows_do(tiny):
@@ -33,13 +33,13 @@ def test_echo_windows_cache_half_the_states_and_answer_as_the_full_windows_do(ti
     for view, window in zip(prepared.views, prepared.windows):  # the labels point at the same tokens
         kept = [0] + [i for i, span in enumerate(window.offsets) if span is not None]
         assert kept[view.start_position] == window.start_position and kept[view.end_position] == window.end_position
-    predictions = task.predict(qa, task.extract(qa, prepared, [readout], "ram", "test"), examples, ARGS)
+    predictions = task.predict(qa, task.frozen_pass(qa, prepared, [readout], "ram", "test"), examples, ARGS)
 
     starts, ends = [], []
     with torch.no_grad():
         for window in prepared.windows:  # every position of the full window, one at a time
             ids = torch.tensor([window.input_ids])
-            hidden = qa.features(ids, torch.ones_like(ids)).to(torch.bfloat16).float()  # as the cache rounds
+            hidden = qa.states(ids, torch.ones_like(ids)).to(torch.bfloat16).float()  # as the cache rounds
             s, e = qa.span_logits(hidden, torch.ones_like(ids))
             starts.append(s[0].numpy())
             ends.append(e[0].numpy())

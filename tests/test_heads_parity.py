@@ -66,10 +66,10 @@ def test_heads_on_block_1_match_transformers_models_cut_after_one_layer():
     hf_qa.transformer.layers = hf_qa.transformer.layers[:1]
     ids, mask = batch()
     expected = hf_cls(input_ids=ids, attention_mask=mask).logits
-    torch.testing.assert_close(classifier.logits(classifier.features(ids, mask, layers=1)), expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(classifier.logits(classifier.states(ids, mask, blocks=1)), expected, rtol=0, atol=1e-5)
     assert (expected - classifier(ids, mask)).abs().max() > 1e-3  # block 1 is not the last block
     expected = hf_qa(input_ids=ids, attention_mask=mask)
-    start, end = qa.span_logits(qa.features(ids, mask, layer=1), mask)
+    start, end = qa.span_logits(qa.states(ids, mask, block=1), mask)
     real = mask.bool()
     torch.testing.assert_close(start[real], expected.start_logits[real], rtol=0, atol=1e-5)
     torch.testing.assert_close(end[real], expected.end_logits[real], rtol=0, atol=1e-5)

@@ -19,7 +19,7 @@ import pytest
 
 import llama
 from data.batching import pad_right
-from data.qa_features import make_qa_features
+from data.qa_windows import make_windows
 from data.squad import read_squad_json
 from data.sst2 import read_sst2_tsv
 from tasks.sst2 import LABEL_NAMES
@@ -154,12 +154,12 @@ def test_squad_windows_label_spans_whose_text_is_a_gold_answer(tokenizer):
     some window, and the labelled span (stripped of the space a byte-level token carries, as
     `data.qa_answers` does) is exactly a reference answer, character for character."""
     examples = read_squad_json(DATA / "squad" / "dev-v1.1.json")[:300]
-    features = make_qa_features(examples, tokenizer, max_length=384, doc_stride=128)
+    windows = make_windows(examples, tokenizer, max_length=384, doc_stride=128)
     assert all(len(f.input_ids) <= 384 and f.input_ids[0] == BOS_ID and f.input_ids.count(BOS_ID) == 1
-               for f in features)
+               for f in windows)
     by_id = {e.id: e for e in examples}
     labelled, wrong = set(), set()
-    for f in features:
+    for f in windows:
         if (f.start_position, f.end_position) == (0, 0):
             continue
         example = by_id[f.example_id]

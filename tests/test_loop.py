@@ -1,7 +1,7 @@
 """The training loop's validation selection: the best epoch's head comes back, early stopping, exact resume.
 
 A real `SequenceClassifier` on a tiny random Llama (the base never runs: the loop only sees
-cached features) and the real SST-2 task operations, on synthetic pooled features.
+cached states) and the real SST-2 task operations, on synthetic pooled states.
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ import math
 import pytest
 import torch
 
-from heads import QuestionAnswerer, SequenceClassifier, TokenFeatureTable
+from heads import ClassifierReadout, QuestionAnswerer, SequenceClassifier, SpanReadout, TokenStateTable
 from llama import LlamaConfig
 from tasks import TASKS
-from tasks.squad import Readout as QARead
-from tasks.squad import WindowFeatures
-from tasks.sst2 import PooledFeatures, Readout
+from tasks.squad import WindowStates
+from tasks.sst2 import PooledStates
 from training.distributed import Shard
 from training.loop import TrainSettings, train_head, validation_loss
 
@@ -41,23 +40,23 @@ def question_answerer(seed: int = 0) -> QuestionAnswerer:
     return model
 
 
-def pooled(n: int, seed: int, flip: bool = False) -> PooledFeatures:
-    """n (HIDDEN,) feature vectors labelled by the sign of their first coordinate (or its opposite)."""
+def pooled(n: int, seed: int, flip: bool = False) -> PooledStates:
+    """n (HIDDEN,) state vectors labelled by the sign of their first coordinate (or its opposite)."""
     x = torch.randn(n, HIDDEN, generator=torch.Generator().manual_seed(seed))
     labels = ((x[:, 0] > 0) != flip).long()
-    return PooledFeatures(x[:, None], labels, [Readout(1, "last")], padding_fraction=0.0)
+    return PooledStates(x[:, None], labels, [ClassifierReadout(1, echo=False, pool="last")], padding_fraction=0.0)
 
 
-def windows(lengths: list[int], seed: int) -> WindowFeatures:
-    """Per-token features of windows of the given lengths, each with a start/end inside the window."""
+def windows(lengths: list[int], seed: int) -> WindowStates:
+    """Per-token states of windows of the given lengths, each with a start/end inside the window."""
     generator = torch.Generator().manual_seed(seed)
-    table = TokenFeatureTable(lengths, HIDDEN)
+    table = TokenStateTable(lengths, HIDDEN)
     for i, n in enumerate(lengths):
         table.write(i, torch.randn(n, HIDDEN, generator=generator))
     starts = torch.tensor([int(torch.randint(n, (1,), generator=generator)) for n in lengths])
     ends = torch.tensor([min(n - 1, s + 1) for s, n in zip(starts.tolist(), lengths)])
-    return WindowFeatures({1: table}, windows=[None] * len(lengths), starts=starts, ends=ends,
-                          readouts=[QARead(1, echo=False, lookahead=False)], padding_fraction=0.0)
+    return WindowStates({1: table}, windows=[None] * len(lengths), starts=starts, ends=ends,
+                        readouts=[SpanReadout(1, echo=False)], padding_fraction=0.0)
 
 
 def settings(**overrides) -> TrainSettings:
@@ -78,7 +77,7 @@ def test_without_validation_rows_have_no_validation_keys_and_patience_is_refused
 
 def test_validation_keeps_training_to_the_cap_without_patience_and_restores_the_lowest_loss_head():
     model, val = classifier(), pooled(10, seed=2, flip=True)  # learning the training labels hurts here
-    history = train_head(model, SST2, pooled(24, seed=1), settings(epochs=4), val_features=val)
+    history = train_head(model, SST2, pooled(24, seed=1), settings(epochs=4), val_states=val)
     losses = [row["val_loss"] for row in history]
     assert len(history) == 4 and losses == sorted(losses)  # the best epoch is the first, not the last
     assert [row["best_epoch"] for row in history] == [1, 1, 1, 1]
@@ -87,7 +86,7 @@ def test_validation_keeps_training_to_the_cap_without_patience_and_restores_the_
 
 def test_improving_validation_selects_the_last_epoch_and_best_epoch_tracks_the_minimum():
     model, val = classifier(), pooled(10, seed=2)
-    history = train_head(model, SST2, pooled(24, seed=1), settings(epochs=4), val_features=val)
+    history = train_head(model, SST2, pooled(24, seed=1), settings(epochs=4), val_states=val)
     for row in history:
         best = min(history[:row["epoch"]], key=lambda r: r["val_loss"])
         assert row["best_epoch"] == best["epoch"]
@@ -98,7 +97,7 @@ def test_improving_validation_selects_the_last_epoch_and_best_epoch_tracks_the_m
 
 def test_early_stopping_after_patience_epochs_and_the_schedule_still_spans_the_epoch_cap():
     train, val = pooled(24, seed=1), pooled(10, seed=2, flip=True)
-    history = train_head(classifier(), SST2, train, settings(epochs=10), val_features=val, patience=2)
+    history = train_head(classifier(), SST2, train, settings(epochs=10), val_states=val, patience=2)
     assert [row["epoch"] for row in history] == [1, 2, 3] and history[-1]["best_epoch"] == 1
     steps_per_epoch, total = 6, 60  # 24 items in batches of 4, over the cap of 10 epochs
     last_step = 3 * steps_per_epoch - 1
@@ -108,7 +107,7 @@ def test_early_stopping_after_patience_epochs_and_the_schedule_still_spans_the_e
 @pytest.mark.parametrize("average", [False, True])
 def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path, average):
     train, val = pooled(24, seed=1), pooled(10, seed=4, flip=True)
-    run = dict(val_features=val, patience=2)
+    run = dict(val_states=val, patience=2)
     uninterrupted = classifier()
     expected = train_head(uninterrupted, SST2, train, settings(average=average), tmp_path / "full.pt", **run)
 
@@ -135,14 +134,14 @@ def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path, ave
     assert math.isfinite(history[-1]["val_loss"]) and len(history) < settings().epochs
 
 
-def heads_after_every_step(model: SequenceClassifier, train: PooledFeatures, run: TrainSettings) -> list[torch.Tensor]:
+def heads_after_every_step(model: SequenceClassifier, train: PooledStates, run: TrainSettings) -> list[torch.Tensor]:
     """Train without averaging and return the head's weight after each optimizer step."""
     before_each_step = []
 
-    def recording(classifier, features, indices):
+    def recording(classifier, states, indices):
         if torch.is_grad_enabled():  # a training step sees the head the previous step left
             before_each_step.append(classifier.score.weight.detach().clone())
-        return SST2.batch_loss(classifier, features, indices)
+        return SST2.batch_loss(classifier, states, indices)
 
     train_head(model, dataclasses.replace(SST2, batch_loss=recording), train, run)
     return before_each_step[1:] + [model.score.weight.detach().clone()]
@@ -162,9 +161,9 @@ def test_averaging_keeps_the_mean_of_every_steps_head_and_takes_the_same_steps()
 
 def test_with_averaging_the_validated_and_restored_head_is_the_mean():
     model, val = classifier(), pooled(10, seed=2)
-    history = train_head(model, SST2, pooled(24, seed=1), settings(epochs=4, average=True), val_features=val)
+    history = train_head(model, SST2, pooled(24, seed=1), settings(epochs=4, average=True), val_states=val)
     best = history[-1]["best_epoch"]
     restored = validation_loss(model, SST2, Shard(val, 0, len(val)), batch_size=4)
     assert restored == pytest.approx(history[best - 1]["val_loss"], rel=1e-6)
-    plain = train_head(classifier(), SST2, pooled(24, seed=1), settings(epochs=4), val_features=val)
+    plain = train_head(classifier(), SST2, pooled(24, seed=1), settings(epochs=4), val_states=val)
     assert [r["val_loss"] for r in history] != [r["val_loss"] for r in plain]  # validated: the mean, not the step

@@ -1,4 +1,4 @@
-"""The plan: sizes from token lengths, where the feature cache goes given the free sizes, and the probes."""
+"""The plan: sizes from token lengths, where the state cache goes given the free sizes, and the probes."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import torch
 import llama
 from errors import UserError
 from training.devices import FreeSpace, available_ram_bytes, cpu_has_native_bf16, resolve_device
-from training.plan import GIB, cache_bytes, forward_flops, matmul_weights, parameter_count, plan_features
+from training.plan import GIB, cache_bytes, forward_flops, matmul_weights, parameter_count, plan_cache
 
 CONFIG = llama.load_config("meta-llama/Llama-3.2-1B")
-TRAIN = [175] * 80_000  # with the test part 17.5M tokens: 17.5e6 * 2048 * 2 bytes = 66.8 GiB of bf16 features
+TRAIN = [175] * 80_000  # with the test part 17.5M tokens: 17.5e6 * 2048 * 2 bytes = 66.8 GiB of bf16 states
 TEST = [175] * 20_000
 NEED = (80_000 + 20_000) * 175 * 2048 * 2
 
@@ -37,17 +37,17 @@ def test_sizes_follow_the_documented_formulas():
     ((70, 80, 64), "stream"),         # disk 64 - 3.2 = 60.8 < 66.8: nowhere holds it
 ])
 def test_auto_takes_the_first_place_that_holds_both_tables(sizes, place):
-    plan = plan_features(TRAIN, TEST, CONFIG, free(*sizes))
+    plan = plan_cache(TRAIN, TEST, CONFIG, free(*sizes))
     assert plan.cache_bytes == NEED and plan.place == place
     assert plan.tokens == (14_000_000, 3_500_000) and plan.sequences == (80_000, 20_000)
 
 
 def test_the_margin_decides_at_the_edge():
-    assert plan_features(TRAIN, TEST, CONFIG, free(None, NEED / 0.7 / GIB + 0.01, 0)).place == "ram"
-    assert plan_features(TRAIN, TEST, CONFIG, free(None, NEED / 0.7 / GIB - 0.01, 0)).place == "stream"
+    assert plan_cache(TRAIN, TEST, CONFIG, free(None, NEED / 0.7 / GIB + 0.01, 0)).place == "ram"
+    assert plan_cache(TRAIN, TEST, CONFIG, free(None, NEED / 0.7 / GIB - 0.01, 0)).place == "stream"
     # disk: the margin is max(2 GiB, 5%), counted once for both tables
-    assert plan_features(TRAIN, TEST, CONFIG, free(None, 1, NEED / 0.95 / GIB + 0.01)).place == "disk"
-    assert plan_features(TRAIN, TEST, CONFIG, free(None, 1, NEED / GIB + 1)).place == "stream"
+    assert plan_cache(TRAIN, TEST, CONFIG, free(None, 1, NEED / 0.95 / GIB + 0.01)).place == "disk"
+    assert plan_cache(TRAIN, TEST, CONFIG, free(None, 1, NEED / GIB + 1)).place == "stream"
 
 
 @pytest.mark.parametrize("mode, sizes, place", [
@@ -55,7 +55,7 @@ def test_the_margin_decides_at_the_edge():
     ("stream", (136, 128, 200), "stream"),
 ])
 def test_explicit_modes_that_fit_go_where_asked(mode, sizes, place):
-    assert plan_features(TRAIN, TEST, CONFIG, free(*sizes), mode=mode).place == place
+    assert plan_cache(TRAIN, TEST, CONFIG, free(*sizes), mode=mode).place == place
 
 
 @pytest.mark.parametrize("mode, sizes, named", [
@@ -65,29 +65,29 @@ def test_explicit_modes_that_fit_go_where_asked(mode, sizes, place):
 ])
 def test_explicit_modes_that_cannot_fit_fail_in_one_line(mode, sizes, named):
     with pytest.raises(UserError) as err:
-        plan_features(TRAIN, TEST, CONFIG, free(*sizes), mode=mode)
+        plan_cache(TRAIN, TEST, CONFIG, free(*sizes), mode=mode)
     message = str(err.value)
-    assert "\n" not in message and f"--features {mode}" in message and "66.8 GiB" in message and named in message
+    assert "\n" not in message and f"--cache {mode}" in message and "66.8 GiB" in message and named in message
 
 
-def test_pooled_features_are_small_enough_for_anywhere():
-    plan = plan_features([20] * 67_349, [25] * 872, CONFIG, free(None, 4, 1), per_token=False)
+def test_pooled_states_are_small_enough_for_anywhere():
+    plan = plan_cache([20] * 67_349, [25] * 872, CONFIG, free(None, 4, 1), per_token=False)
     assert plan.cache_bytes == (67_349 + 872) * 2048 * 4 and plan.place == "ram"
 
 
 def test_the_plan_renders_where_the_cache_goes_and_the_free_sizes_seen():
-    text = plan_features(TRAIN, TEST, CONFIG, free(70, 80, 200), examples=(87_599, 10_570)).render()
+    text = plan_cache(TRAIN, TEST, CONFIG, free(70, 80, 200), examples=(87_599, 10_570)).render()
     lines = text.splitlines()
     assert len(lines) == 5 and all(len(line) < 130 for line in lines)
     assert "87,599 examples -> 80,000 sequences" in lines[0]
     assert "66.8 GiB" in lines[2] and "RAM 56.0 GiB (80.0 GiB)" in lines[3]
-    assert lines[4].startswith("plan: --features auto -> disk") and "/scratch" in lines[4]
-    assert "fits nowhere" in plan_features(TRAIN, TEST, CONFIG, free(None, 1, 1)).render()
+    assert lines[4].startswith("plan: --cache auto -> disk") and "/scratch" in lines[4]
+    assert "fits nowhere" in plan_cache(TRAIN, TEST, CONFIG, free(None, 1, 1)).render()
 
 
 def test_an_unknown_mode_is_one_line():
-    with pytest.raises(UserError, match="--features must be one of auto, memory, disk, stream"):
-        plan_features(TRAIN, TEST, CONFIG, free(None, 1, 1), mode="gpu")
+    with pytest.raises(UserError, match="--cache must be one of auto, memory, disk, stream"):
+        plan_cache(TRAIN, TEST, CONFIG, free(None, 1, 1), mode="gpu")
 
 
 def test_auto_dtype_on_cpu_is_bf16_only_with_native_bf16_matmuls():

@@ -20,26 +20,26 @@ class FakeClock:
 
 def test_lines_carry_counts_rate_and_eta_every_tenth_of_the_work():
     clock, out = FakeClock(), io.StringIO()
-    with Progress(1000, "train features", "tok", terminal=False, stream=out, clock=clock) as progress:
+    with Progress(1000, "train states", "tok", terminal=False, stream=out, clock=clock) as progress:
         for _ in range(10):
             clock.now += 2.0
             progress.update(100)  # 100 tok every 2 s: 50 tok/s
     lines = out.getvalue().splitlines()
     assert len(lines) == 10
-    assert lines[0] == "train features: 100/1,000 tok (10%), 50.00 tok/s, ETA 0:00:18"
-    assert lines[-1] == "train features: 1,000/1,000 tok (100%), 50.00 tok/s, ETA 0:00:00"
+    assert lines[0] == "train states: 100/1,000 tok (10%), 50.00 tok/s, ETA 0:00:18"
+    assert lines[-1] == "train states: 1,000/1,000 tok (100%), 50.00 tok/s, ETA 0:00:00"
 
 
 def test_slow_stages_print_every_ten_seconds_between_the_tenths():
     clock, out = FakeClock(), io.StringIO()
-    progress = Progress(100_000, "test features", "tok", terminal=False, stream=out, clock=clock)
+    progress = Progress(100_000, "test states", "tok", terminal=False, stream=out, clock=clock)
     for _ in range(30):
         clock.now += 1.0
         progress.update(250)  # 250 tok/s: 0.25% per second, 7.5% in 30 s
     lines = out.getvalue().splitlines()
-    assert lines == ["test features: 2,500/100,000 tok (2%), 250 tok/s, ETA 0:06:30",
-                     "test features: 5,000/100,000 tok (5%), 250 tok/s, ETA 0:06:20",
-                     "test features: 7,500/100,000 tok (8%), 250 tok/s, ETA 0:06:10"]
+    assert lines == ["test states: 2,500/100,000 tok (2%), 250 tok/s, ETA 0:06:30",
+                     "test states: 5,000/100,000 tok (5%), 250 tok/s, ETA 0:06:20",
+                     "test states: 7,500/100,000 tok (8%), 250 tok/s, ETA 0:06:10"]
 
 
 def test_tenths_closer_than_a_second_apart_are_skipped_and_subsecond_stages_are_silent():
@@ -80,10 +80,10 @@ def test_the_frozen_pass_loop_reports_tokens_in_logs(capsys, monkeypatch):
     monkeypatch.setattr(progress_module, "time", SimpleNamespace(monotonic=clock))
     sequences = [[1] * n for n in (3, 5, 2)]
     seen = []
-    for batch, _, _ in padded_batches(sequences, [[2, 0], [1]], 0, "cpu", "features"):
+    for batch, _, _ in padded_batches(sequences, [[2, 0], [1]], 0, "cpu", "states"):
         seen.append(batch)
         clock.now += 5.0
     assert seen == [[2, 0], [1]]
     out = capsys.readouterr()
-    assert "features: 10/10 tok (100%), 1.00 tok/s, ETA 0:00:00" in out.out and out.err == ""
+    assert "states: 10/10 tok (100%), 1.00 tok/s, ETA 0:00:00" in out.out and out.err == ""
 

@@ -12,10 +12,11 @@ from safetensors import safe_open
 
 import eval as eval_script
 import train as train_script
+from tasks.sst2 import AUTO_POOLINGS
 from test_train_e2e import head_tensors, metrics_of, run
 
 AUTO = ["--task", "sst2", "--data", "sample", "--lr", "1e-2", "--epochs", "4", "--limit", "120", "--eval-limit", "40",
-        "--batch-size", "16", "--layer", "auto", "--pool", "auto", "--zero-shot", "none", "--dtype", "float32"]
+        "--batch-size", "16", "--block", "auto", "--pool", "auto", "--zero-shot", "none", "--dtype", "float32"]
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +29,12 @@ def auto_run(tiny, tmp_path_factory):
 def test_every_candidate_readout_is_scored_on_validation_and_the_lowest_loss_wins(auto_run):
     metrics = metrics_of(auto_run)
     rows = metrics["selection"]
-    assert {(r["layer"], r["pool"]) for r in rows} == {(k, p) for k in (1, 2) for p in ("last", "mean", "echo")}
+    assert {(r["block"], r["echo"], r["pool"]) for r in rows} == {(k, echo, pool) for k in (1, 2)
+                                                                   for echo, pool in AUTO_POOLINGS}
     best = min(rows, key=lambda r: r["val_loss"])
-    assert metrics["readout"] == {"layer": best["layer"], "pool": best["pool"]}
+    assert metrics["readout"] == {"block": best["block"], "echo": best["echo"], "pool": best["pool"]}
     assert all(h["best_epoch"] <= h["epoch"] for h in metrics["history"])
-    assert "layers.png" in (auto_run / "report.md").read_text() and (auto_run / "layers.png").stat().st_size > 0
+    assert "blocks.png" in (auto_run / "report.md").read_text() and (auto_run / "blocks.png").stat().st_size > 0
 
 
 def test_the_test_labels_never_change_the_choice_or_the_head(auto_run, tiny, tmp_path, monkeypatch):

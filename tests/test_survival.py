@@ -27,7 +27,7 @@ from training import run_dir
 ROOT = Path(__file__).resolve().parents[1]
 SQUAD = ["--task", "squad", "--squad-version", "2.0", "--data", "sample", "--lr", "1e-2", "--epochs", "3",
          "--limit", "24", "--eval-limit", "12", "--batch-size", "8", "--max-length", "192", "--doc-stride", "64",
-         "--layer", "last", "--lookahead", "off", "--zero-shot", "none", "--batch-tokens", "512"]
+         "--block", "last", "--zero-shot", "none", "--batch-tokens", "512"]
 TIMEOUT = 300  # seconds per subprocess: a tiny run takes ~10 s alone, a few times that on a busy machine
 
 
@@ -72,7 +72,7 @@ def scores(directory: Path) -> dict:
 
 def passes(stdout: str) -> dict[str, tuple[int, int]]:
     """Per frozen pass in the log: (sequences computed, chunks computed)."""
-    found = re.findall(r"^(\w+) features: states of [\d,]+ of [\d,]+ sequences reused from the store; "
+    found = re.findall(r"^(\w+) states: [\d,]+ of [\d,]+ sequences reused from the store; "
                        r"computing ([\d,]+) in (\d+) chunk", stdout, re.M)
     return {name: (int(n.replace(",", "")), int(chunks)) for name, n, chunks in found}
 
@@ -132,7 +132,7 @@ def test_a_run_killed_in_its_frozen_pass_recomputes_only_the_missing_chunks(refe
 
 
 def test_a_killed_run_without_a_store_leaves_no_feature_file(tiny, tmp_path):
-    args = [*SQUAD, "--model", str(tiny), "--cache-dir", "none", "--features", "disk", "--output", str(tmp_path / "r")]
+    args = [*SQUAD, "--model", str(tiny), "--cache-dir", "none", "--cache", "disk", "--output", str(tmp_path / "r")]
     killed = train(args, tmp_path / "tmp", "kill-at-batch", 3)
     assert killed.returncode == -9 and list((tmp_path / "tmp").iterdir()) == []
 
@@ -152,7 +152,7 @@ def test_a_run_killed_after_an_epoch_resumes_to_the_uninterrupted_result(referen
 
 
 def test_sigterm_in_the_frozen_pass_is_a_message_and_leaves_nothing(tiny, tmp_path):
-    args = [*SQUAD, "--model", str(tiny), "--cache-dir", "none", "--features", "disk", "--output", str(tmp_path / "r")]
+    args = [*SQUAD, "--model", str(tiny), "--cache-dir", "none", "--cache", "disk", "--output", str(tmp_path / "r")]
     stopped = train(args, tmp_path / "tmp", "term-at-batch", 2)
     assert stopped.returncode == 143 and "SIGTERM" in stopped.stderr and "Traceback" not in stopped.stderr
     assert list((tmp_path / "tmp").iterdir()) == [] and not (tmp_path / "r").exists()
@@ -256,7 +256,7 @@ def test_torchrun_stopped_by_sigterm_stops_every_rank_cleanly(tiny, tmp_path):
     """torchrun passes its SIGTERM to the ranks: each says so, and none leaves a feature file behind."""
     out, tmpdir, log = tmp_path / "run", tmp_path / "tmp", tmp_path / "log"
     tmpdir.mkdir()
-    args = [*SQUAD, "--model", str(tiny), "--cache-dir", "none", "--features", "disk", "--device", "cpu"]
+    args = [*SQUAD, "--model", str(tiny), "--cache-dir", "none", "--cache", "disk", "--device", "cpu"]
     env = {**__import__("os").environ, "TMPDIR": str(tmpdir), "OMP_NUM_THREADS": "1"}
     with log.open("w") as sink:
         launcher = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone",
@@ -273,5 +273,5 @@ def test_torchrun_stopped_by_sigterm_stops_every_rank_cleanly(tiny, tmp_path):
             launcher.kill()
     text = log.read_text()
     assert launcher.returncode != 0 and text.count("stopped by SIGTERM") == 2, text[-3000:]
-    assert not list(tmpdir.rglob("features-*"))
+    assert not list(tmpdir.rglob("states-*"))
     assert torch.load(out / "checkpoint.pt", weights_only=True)["history"]

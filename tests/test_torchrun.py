@@ -1,6 +1,6 @@
 """`torchrun --nproc-per-node 2 train.py ... --device cpu` (gloo) trains what one process trains.
 
-Each rank caches the frozen features of its share of the examples; the head's gradients are
+Each rank caches the frozen states of its share of the examples; the head's gradients are
 summed every step, so the loss history, the head and the metrics equal the one-process run's,
 and only rank 0 writes the outputs.
 """
@@ -38,7 +38,7 @@ def history(out: Path) -> list[dict]:
 @pytest.mark.parametrize("name, argv", [
     ("sst2 with validation", [*SST2, "--zero-shot", "none"]),
     ("squad v2 sample", [*SQUAD, "--zero-shot", "none", "--epochs", "3"]),
-    ("sst2 choosing its readout", [*SST2, "--zero-shot", "none", "--layer", "auto", "--pool", "auto"]),
+    ("sst2 choosing its readout", [*SST2, "--zero-shot", "none", "--block", "auto", "--pool", "auto"]),
 ])
 def test_two_processes_train_the_same_head_as_one(name, argv, tiny, tmp_path):
     argv = [*argv, "--model", str(tiny), "--dtype", "float32"]

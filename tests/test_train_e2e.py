@@ -17,10 +17,10 @@ import train as train_script
 from conftest import tiny_checkpoint
 
 SST2 = ["--task", "sst2", "--data", "sample", "--lr", "1e-2", "--epochs", "3", "--limit", "96",
-        "--eval-limit", "40", "--batch-size", "16", "--layer", "last", "--pool", "last"]
+        "--eval-limit", "40", "--batch-size", "16", "--block", "last", "--pool", "last"]
 SQUAD = ["--task", "squad", "--squad-version", "2.0", "--data", "sample", "--lr", "1e-2", "--epochs", "2",
          "--limit", "24", "--eval-limit", "12", "--batch-size", "8", "--max-length", "192", "--doc-stride", "64",
-         "--layer", "last", "--lookahead", "off"]
+         "--block", "last"]
 
 
 def run(script, argv: list[str], capsys=None) -> tuple[int, str]:
@@ -113,20 +113,20 @@ def test_squad_v2_end_to_end_reports_official_keys_and_reloads(tiny, tmp_path):
     assert metrics_of(tmp_path / "eval")["fine_tuned"] == metrics["fine_tuned"]
 
 
-def test_squad_features_spill_to_disk_with_the_same_result(tiny, tmp_path):
+def test_squad_states_spill_to_disk_with_the_same_result(tiny, tmp_path):
     memory, disk = tmp_path / "memory", tmp_path / "disk"
     common = [*SQUAD, "--model", str(tiny), "--zero-shot", "none", "--epochs", "1"]
-    assert run(train_script, [*common, "--output", str(memory), "--features", "memory"])[0] == 0
-    assert run(train_script, [*common, "--output", str(disk), "--features", "disk"])[0] == 0
+    assert run(train_script, [*common, "--output", str(memory), "--cache", "memory"])[0] == 0
+    assert run(train_script, [*common, "--output", str(disk), "--cache", "disk"])[0] == 0
     assert metrics_of(disk)["fine_tuned"] == metrics_of(memory)["fine_tuned"]
 
 
-def test_streamed_features_train_the_same_head_as_cached_ones(tiny, tmp_path):
+def test_streamed_states_train_the_same_head_as_cached_ones(tiny, tmp_path):
     """Streaming recomputes the frozen pass per batch (other batch shapes: equal up to bf16 rounding)."""
     memory, stream = tmp_path / "memory", tmp_path / "stream"
     common = [*SQUAD, "--model", str(tiny), "--zero-shot", "none", "--epochs", "2", "--dtype", "float32"]
-    assert run(train_script, [*common, "--output", str(memory), "--features", "memory"])[0] == 0
-    assert run(train_script, [*common, "--output", str(stream), "--features", "stream"])[0] == 0
+    assert run(train_script, [*common, "--output", str(memory), "--cache", "memory"])[0] == 0
+    assert run(train_script, [*common, "--output", str(stream), "--cache", "stream"])[0] == 0
     for name, tensor in head_tensors(stream).items():
         torch.testing.assert_close(tensor, head_tensors(memory)[name], rtol=1e-3, atol=1e-3)
     cached, streamed = metrics_of(memory)["fine_tuned"]["squad"], metrics_of(stream)["fine_tuned"]["squad"]
@@ -182,7 +182,7 @@ def test_nan_loss_stops_with_a_clear_message_and_no_head(smollm2_checkpoint, tmp
     broken = tiny_checkpoint(tmp_path / "broken", smollm2_checkpoint, 32, seed=0)
     with safe_open(str(broken / "model.safetensors"), framework="pt") as f:
         state = {k: f.get_tensor(k) for k in f.keys()}
-    state["model.norm.weight"][0] = float("nan")  # a corrupted checkpoint: NaN features, NaN loss
+    state["model.norm.weight"][0] = float("nan")  # a corrupted checkpoint: NaN states, NaN loss
     save_file(state, str(broken / "model.safetensors"))
     out = tmp_path / "nan"
     code, err = run(train_script, [*SST2, "--model", str(broken), "--output", str(out), "--zero-shot", "none"],
@@ -225,12 +225,12 @@ def test_head_on_another_checkpoint_of_the_same_architecture_warns(sst2_run, tin
 def test_a_run_stopped_before_its_first_epoch_can_simply_be_started_again(tiny, tmp_path):
     out = tmp_path / "early"
     out.mkdir()
-    (out / "train_config.json").write_text("{}")  # what Ctrl-C during feature extraction leaves
+    (out / "train_config.json").write_text("{}")  # what Ctrl-C during the frozen pass leaves
     assert run(train_script, [*SST2, "--model", str(tiny), "--output", str(out), "--zero-shot", "none"])[0] == 0
     assert (out / "head.safetensors").exists()
 
 
-def test_an_explicit_feature_place_that_cannot_hold_the_cache_fails_before_any_forward_pass(tiny, tmp_path,
+def test_an_explicit_cache_place_that_cannot_hold_the_cache_fails_before_any_forward_pass(tiny, tmp_path,
                                                                                          monkeypatch, capsys):
     import tasks
     from training.devices import FreeSpace
@@ -240,12 +240,12 @@ def test_an_explicit_feature_place_that_cannot_hold_the_cache_fails_before_any_f
     def no_forward_pass(*args):
         raise AssertionError("the frozen pass ran before the plan refused the run")
 
-    monkeypatch.setitem(tasks.TASKS, "squad", dataclasses.replace(squad, extract=no_forward_pass))
+    monkeypatch.setitem(tasks.TASKS, "squad", dataclasses.replace(squad, frozen_pass=no_forward_pass))
     monkeypatch.setattr(train_script, "free_space", lambda device: FreeSpace(None, 2**10, 2**10, "/tmp"))
     for place in ("memory", "disk"):
         out = tmp_path / place
-        code, err = run(train_script, [*SQUAD, "--model", str(tiny), "--features", place, "--output", str(out)], capsys)
-        assert code == 2 and f"--features {place}" in err and err.count("\n") == 1
+        code, err = run(train_script, [*SQUAD, "--model", str(tiny), "--cache", place, "--output", str(out)], capsys)
+        assert code == 2 and f"--cache {place}" in err and err.count("\n") == 1
         assert not out.exists()
 
 
@@ -256,4 +256,4 @@ def test_dry_run_prints_the_plan_and_loads_no_weights(tiny, tmp_path, monkeypatc
     out = tmp_path / "dry"
     assert run(train_script, [*SQUAD, "--model", str(tiny), "--dry-run", "--output", str(out)])[0] == 0
     printed = capsys.readouterr().out
-    assert "plan: frozen pass" in printed and "feature cache" in printed and not out.exists()
+    assert "plan: frozen pass" in printed and "state cache" in printed and not out.exists()

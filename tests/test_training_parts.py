@@ -1,4 +1,4 @@
-"""The pieces under train.py: the schedule, pooling, the QA loss (the feature stores: test_feature_cache.py)."""
+"""The pieces under train.py: the schedule, pooling, the QA loss (the state stores: test_state_cache.py)."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""Head-only training on cached frozen features: the feature store, the loop, the outputs."""
+"""Head-only training on cached frozen states: the plan of the cache, the loop, the outputs."""

@@ -1,4 +1,4 @@
-"""The device and dtype of the frozen base, and how much room each place has for cached features.
+"""The device and dtype of the frozen base, and how much room each place has for cached states.
 
 `--dtype auto` picks bfloat16 on CUDA (float16 where bf16 is unsupported) and, on a CPU,
 bfloat16 only where the CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX). There, with
@@ -6,7 +6,7 @@ SmolLM2-135M on 2 cores, bf16 cost nothing measurable: SST-2 (2,000 training sen
 accuracy 75.57 vs 75.46 in float32, 32 s vs 77 s; SQuAD v1.1 (400 / 200 questions) F1 10.71 vs
 10.63, 125 s vs 252 s. Elsewhere bf16 is emulated and slower than float32, so auto keeps float32.
 
-The free-space probes feed `training.plan`, which decides where the feature cache goes.
+The free-space probes feed `training.plan`, which decides where the state cache goes.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def resolve_device(device_flag: str, dtype_flag: str, *,
 
 @dataclasses.dataclass
 class FreeSpace:
-    """Bytes free in each place a feature cache can go; `accelerator` is None on a CPU run."""
+    """Bytes free in each place a state cache can go; `accelerator` is None on a CPU run."""
 
     accelerator: int | None
     ram: int

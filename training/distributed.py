@@ -9,8 +9,8 @@ process group. Started without torchrun, every helper here is a no-op for one pr
 
 How a run splits its work (see training/loop.py for the update):
 - each rank takes a contiguous `shard` of the examples (so a SQuAD question's windows stay
-  on one rank) and caches the frozen features of those only;
-- `Shard.of(features)` places those items in the global order: rank 0's items first, then
+  on one rank) and caches the frozen states of those only;
+- `Shard.of(states)` places those items in the global order: rank 0's items first, then
   rank 1's, ..., which is the order one process would have cached them in;
 - every step, the ranks' gradients are summed (`all_reduce_gradients`), so every rank
   applies the same update to its own identical copy of the head;
@@ -134,28 +134,28 @@ def gather_objects(obj: Any) -> list[Any] | None:
 
 @dataclasses.dataclass(frozen=True)
 class Shard:
-    """This rank's part of a global list of cached items: global indices offset .. offset + len(features) - 1.
+    """This rank's part of a global list of cached items: global indices offset .. offset + len(states) - 1.
 
-    `features` is what the task's operations index with local positions 0 .. len - 1 (the
-    task's own features object, made from this rank's `shard` of the examples); `total`
+    `states` is what the task's operations index with local positions 0 .. len - 1 (the
+    task's own states object, made from this rank's `shard` of the examples); `total`
     counts the items of all ranks. The training loop draws batches of global indices in
     0 .. total - 1, exactly as one process would, and `local` keeps the ones held here.
     """
 
-    features: Any
+    states: Any
     offset: int
     total: int
 
     @classmethod
-    def of(cls, features: Any) -> "Shard":
-        """Place this rank's `features` after those of the lower ranks (a collective: every rank calls it)."""
-        counts = all_gather_objects(len(features))
-        return cls(features, offset=sum(counts[:rank()]), total=sum(counts))
+    def of(cls, states: Any) -> "Shard":
+        """Place this rank's `states` after those of the lower ranks (a collective: every rank calls it)."""
+        counts = all_gather_objects(len(states))
+        return cls(states, offset=sum(counts[:rank()]), total=sum(counts))
 
     def __len__(self) -> int:
-        return len(self.features)
+        return len(self.states)
 
     def local(self, indices: Iterable[int]) -> list[int]:
         """The global `indices` held by this rank, as local positions, in their given order."""
-        end = self.offset + len(self.features)
+        end = self.offset + len(self.states)
         return [i - self.offset for i in indices if self.offset <= i < end]

@@ -1,4 +1,4 @@
-"""The plain PyTorch loop that trains a head on cached features, with per-epoch checkpoints.
+"""The plain PyTorch loop that trains a head on cached states, with per-epoch checkpoints.
 
 The batch order of epoch e depends only on (seed, e), so a run resumed from the
 checkpoint of epoch e-1 replays exactly what an uninterrupted run would have done.
@@ -7,10 +7,10 @@ Three things are off by default (without them the loop computes exactly what it 
 - averaging: the head that is validated and kept is the running mean of the head after every
   optimizer step so far (Polyak averaging), which cancels most of the step-to-step noise of a
   constant learning rate; the steps themselves are unchanged;
-- validation: after every epoch, the mean loss on held-out validation features; the head of
+- validation: after every epoch, the mean loss on held-out validation states; the head of
   the epoch with the lowest one is kept and restored at the end, and training stops early
   once it has not improved for `patience` epochs;
-- data parallel (torchrun): every rank holds the cached features of its own items (a
+- data parallel (torchrun): every rank holds the cached states of its own items (a
   `distributed.Shard`), draws the same global batches as one process, and contributes its
   items' share of the batch loss; the summed gradient is the one-process gradient, so every
   rank applies the same update (training/distributed.py).
@@ -104,19 +104,19 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[i
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
-def train_head(model: FrozenBackboneHead, task: Task, features, settings: TrainSettings,
-               checkpoint: Path | None = None, resume: bool = False, *, val_features=None,
+def train_head(model: FrozenBackboneHead, task: Task, states, settings: TrainSettings,
+               checkpoint: Path | None = None, resume: bool = False, *, val_states=None,
                patience: int | None = None, quiet: bool = False, settings_sha256: str | None = None) -> list[dict]:
-    """AdamW on the head's own parameters over the cached `features`; returns the per-epoch history.
+    """AdamW on the head's own parameters over the cached `states`; returns the per-epoch history.
 
     The frozen base never runs here: each step is the task's loss on a batch of cached items.
-    `features` (and `val_features`) are the task's features object, or under torchrun this
-    rank's `distributed.Shard` of them. Pass only training and validation features: the test
+    `states` (and `val_states`) are the task's states object, or under torchrun this
+    rank's `distributed.Shard` of them. Pass only training and validation states: the test
     split must never reach this function, or the selected epoch would be chosen on the test set.
 
     With `settings.average`, "the head" below is the running mean of every step's head
     (`HeadAverage`): it is what is validated, kept and returned in the model.
-    With `val_features`, the head of the epoch with the lowest validation loss is restored at
+    With `val_states`, the head of the epoch with the lowest validation loss is restored at
     the end; with `patience` too, training stops after `patience` epochs without improvement.
     The learning-rate schedule always spans `settings.epochs` (the cap): a run stopped early
     ends before a linear schedule reaches 0.
@@ -129,9 +129,9 @@ def train_head(model: FrozenBackboneHead, task: Task, features, settings: TrainS
     hash of the run's settings, goes into the checkpoint so that --resume can refuse another run's.
     """
     log = (lambda message: None) if quiet else distributed.say
-    if patience is not None and (val_features is None or patience < 1):
-        raise ValueError("early stopping needs validation features and a patience of at least 1 epoch")
-    train, val = as_shard(features), as_shard(val_features) if val_features is not None else None
+    if patience is not None and (val_states is None or patience < 1):
+        raise ValueError("early stopping needs validation states and a patience of at least 1 epoch")
+    train, val = as_shard(states), as_shard(val_states) if val_states is not None else None
     params = list(model.head.parameters())
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
     steps_per_epoch = math.ceil(train.total / settings.batch_size)
@@ -178,13 +178,13 @@ def train_head(model: FrozenBackboneHead, task: Task, features, settings: TrainS
     return history
 
 
-def as_shard(features) -> distributed.Shard:
-    """A task's features as the one shard holding every item; under torchrun, a Shard is required."""
-    if isinstance(features, distributed.Shard):
-        return features
+def as_shard(states) -> distributed.Shard:
+    """A task's states as the one shard holding every item; under torchrun, a Shard is required."""
+    if isinstance(states, distributed.Shard):
+        return states
     if distributed.world_size() > 1:
-        raise ValueError("under torchrun, pass each rank's features as distributed.Shard.of(features)")
-    return distributed.Shard(features, offset=0, total=len(features))
+        raise ValueError("under torchrun, pass each rank's states as distributed.Shard.of(states)")
+    return distributed.Shard(states, offset=0, total=len(states))
 
 
 def stalled(history: list[dict], patience: int | None) -> bool:
@@ -234,7 +234,7 @@ def shard_loss(model: FrozenBackboneHead, task: Task, shard: distributed.Shard,
     local = shard.local(batch)
     if not local:
         return None
-    return task.batch_loss(model, shard.features, local) * (len(local) / len(batch))
+    return task.batch_loss(model, shard.states, local) * (len(local) / len(batch))
 
 
 @torch.no_grad()
@@ -243,8 +243,8 @@ def validation_loss(model: FrozenBackboneHead, task: Task, val: distributed.Shar
     total = 0.0
     for first in range(0, len(val), batch_size):
         local = list(range(first, min(first + batch_size, len(val))))
-        total += task.batch_loss(model, val.features, local).item() * len(local)
+        total += task.batch_loss(model, val.states, local).item() * len(local)
     mean = distributed.sum_scalar(total) / val.total
     if not math.isfinite(mean):
-        raise UserError(f"validation loss became {mean}: the validation features hold non-finite values")
+        raise UserError(f"validation loss became {mean}: the validation states hold non-finite values")
     return mean

@@ -1,9 +1,9 @@
-"""The plan printed before the work: how much data, how many FLOPs, how big the feature cache, and where it goes.
+"""The plan printed before the work: how much data, how many FLOPs, how big the state cache, and where it goes.
 
 A full-size run (SQuAD v1.1 on Llama-3.2-1B: ~89k windows, ~15.6M tokens, ~60 GiB of bf16
-features) must not discover after an hour of forward passes that its cache does not fit. The
+states) must not discover after an hour of forward passes that its cache does not fit. The
 plan is made from token lengths and free sizes alone, before any forward pass, and an explicit
-`--features` place that cannot hold the cache is refused then, in one line.
+`--cache` place that cannot hold the cache is refused then, in one line.
 
 Forward FLOPs of the frozen pass over sequences of lengths T_i (documented in `forward_flops`):
 
@@ -63,7 +63,7 @@ def forward_flops(config: LlamaConfig, lengths: list[int], depth: int | None = N
 
 
 def cache_bytes(config: LlamaConfig, lengths: list[int], *, per_token: bool, cached_layers: int = 1) -> int:
-    """Bytes of the cached features: per token, bf16 (tokens x C x 2); pooled, float32 per sequence and layer."""
+    """Bytes of the cached states: per token, bf16 (tokens x C x 2); pooled, float32 per sequence and layer."""
     if per_token:
         return sum(lengths) * config.hidden_size * 2
     return len(lengths) * config.hidden_size * 4 * cached_layers
@@ -90,13 +90,13 @@ def choose_place(mode: str, need: int, room: dict[str, int | None]) -> str:
         return "stream"
     seen = ", ".join(f"{PLACE_NAMES[p]} {gib(room[p])}" for p in order if room[p] is not None)
     larger_disk = "set TMPDIR to a larger disk, " if mode == "disk" else ""
-    raise UserError(f"--features {mode}: the cached features need {gib(need)} but only {seen} can be used: "
-                    f"{larger_disk}choose --features auto or stream, or use --limit")
+    raise UserError(f"--cache {mode}: the cached states need {gib(need)} but only {seen} can be used: "
+                    f"{larger_disk}choose --cache auto or stream, or use --limit")
 
 
 @dataclasses.dataclass
-class FeaturePlan:
-    """The sizes of a run's frozen pass and feature cache, and where the cache goes."""
+class CachePlan:
+    """The sizes of a run's frozen pass and state cache, and where the cache goes."""
 
     examples: tuple[int, int]  # (train, test) questions or sentences
     sequences: tuple[int, int]  # after windowing
@@ -129,16 +129,16 @@ class FeaturePlan:
             f"plan: train {n_train:,} examples -> {s_train:,} sequences, {t_train:,} tokens; "
             f"test {n_test:,} -> {s_test:,}, {t_test:,} tokens",
             f"plan: frozen pass {sum(self.flops):.3g} FLOPs (train {self.flops[0]:.3g}, test {self.flops[1]:.3g})",
-            f"plan: feature cache {gib(self.cache_bytes)}, {kind}",
+            f"plan: state cache {gib(self.cache_bytes)}, {kind}",
             f"plan: usable (free): {', '.join(seen)}",
-            f"plan: --features {self.mode} -> {PLACE_NAMES[self.place]}: {why}",
+            f"plan: --cache {self.mode} -> {PLACE_NAMES[self.place]}: {why}",
         ])
 
 
-def plan_features(train_lengths: list[int], test_lengths: list[int], config: LlamaConfig, free: FreeSpace, *,
+def plan_cache(train_lengths: list[int], test_lengths: list[int], config: LlamaConfig, free: FreeSpace, *,
                   mode: str = "auto", per_token: bool = True, cached_layers: int = 1,
                   examples: tuple[int, int] | None = None,
-                  cached_lengths: tuple[list[int], list[int]] | None = None, depth: int | None = None) -> FeaturePlan:
+                  cached_lengths: tuple[list[int], list[int]] | None = None, depth: int | None = None) -> CachePlan:
     """Size the run from its sequences' token lengths and place the cache, before any forward pass.
 
     `auto` takes the first place that holds both tables with its margin: accelerator memory
@@ -149,11 +149,11 @@ def plan_features(train_lengths: list[int], test_lengths: list[int], config: Lla
     `depth`: the deepest block the readouts need (the pass stops there); default all.
     """
     if mode not in MODES:
-        raise UserError(f"--features must be one of {', '.join(MODES)}, not {mode!r}")
+        raise UserError(f"--cache must be one of {', '.join(MODES)}, not {mode!r}")
     need = sum(cache_bytes(config, lengths, per_token=per_token, cached_layers=cached_layers)
                for lengths in (cached_lengths or (train_lengths, test_lengths)))
     room = usable_room(free)
-    return FeaturePlan(
+    return CachePlan(
         examples=examples or (len(train_lengths), len(test_lengths)),
         sequences=(len(train_lengths), len(test_lengths)),
         tokens=(sum(train_lengths), sum(test_lengths)),

@@ -1,4 +1,4 @@
-"""The pictures report.md links: loss curves, the SST-2 confusion matrix, validation score per layer.
+"""The pictures report.md links: loss curves, the SST-2 confusion matrix, validation score per block.
 
 Drawn with matplotlib's file-only Agg backend (no display needed) and written atomically.
 """
@@ -54,11 +54,11 @@ def confusion(matrix: list[list[int]], label_names: tuple[str, ...], path: Path)
     _save(figure, path)
 
 
-def layer_scores(scores: dict[str, list[tuple[int, float]]], metric: str, path: Path) -> None:
-    """Validation `metric` per candidate layer, one line per readout (e.g. pooling)."""
+def block_scores(scores: dict[str, list[tuple[int, float]]], metric: str, path: Path) -> None:
+    """Validation `metric` per candidate block, one line per readout (e.g. pooling)."""
     figure, axes = plt.subplots(figsize=(5.5, 3.5))
     for name, points in scores.items():
         axes.plot([k for k, _ in points], [v for _, v in points], marker="o", label=name)
-    axes.set(xlabel="hidden state after block", ylabel=f"validation {metric}", title="Layer choice")
+    axes.set(xlabel="hidden state after block", ylabel=f"validation {metric}", title="Block choice")
     axes.legend()
     _save(figure, path)

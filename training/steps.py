@@ -78,16 +78,15 @@ def common_parser(description: str) -> ArgumentParser:
                                                   "SST-2 sentences are never truncated")
     p.add_argument("--doc-stride", type=int, help=f"overlap between the windows of a SQuAD context "
                                                   f"{task_defaults('doc_stride')}")
-    p.add_argument("--layer", help="the block whose hidden state the head reads: a number, last, or auto (chosen "
-                                   f"on the validation slice among a few blocks) {task_defaults('layer')}")
-    p.add_argument("--pool", choices=["auto", "last", "mean", "echo"],
-                   help="SST-2: the sentence's last token, the mean of its tokens, the mean over a second copy of "
-                        f"it (echo), or auto (chosen on validation) {task_defaults('pool')}")
+    p.add_argument("--block", help="the block whose output the head reads: a number, last, or auto (chosen "
+                                   f"on the validation slice among a few blocks) {task_defaults('block')}")
     p.add_argument("--echo", action=argparse.BooleanOptionalAction,
-                   help="SQuAD: feed question and context twice and read the head on the second copy "
+                   help="feed the input twice (SST-2: the sentence; SQuAD: question and context) and read the head "
+                        "on the second copy; SST-2 left unset with --pool auto: chosen on validation "
                         f"{task_defaults('echo')}")
-    p.add_argument("--lookahead", choices=["auto", "on", "off"],
-                   help=f"SQuAD: end logits from the next token's state {task_defaults('lookahead')}")
+    p.add_argument("--pool", choices=["auto", "last", "mean"],
+                   help="SST-2: the sentence's last token, the mean of its tokens (of the second copy with --echo), "
+                        f"or auto (chosen on validation) {task_defaults('pool')}")
     p.add_argument("--no-answer-threshold", type=probability_or_auto, metavar="auto|P",
                    help="SQuAD 2.0: answer '' where the no-answer probability is above P (0.5: where the slot "
                         "outscores the best span); auto: the threshold with the best F1 on the validation slice "
@@ -100,8 +99,8 @@ def common_parser(description: str) -> ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--batch-tokens", type=int, default=4096,
                    help="tokens (padding included) per forward pass of the frozen base")
-    p.add_argument("--features", choices=MODES, default="auto",
-                   help="where the frozen features go: auto (the first of accelerator memory, RAM, disk that holds "
+    p.add_argument("--cache", choices=MODES, default="auto",
+                   help="where the frozen states go: auto (the first of accelerator memory, RAM, disk that holds "
                         "them, else stream), memory, disk (a memmap under $TMPDIR), or stream (recompute each epoch)")
     p.add_argument("--cache-dir", default="auto",
                    help="where the frozen states are kept between runs, so a rerun on the same data and base skips "
@@ -175,7 +174,7 @@ def open_states(args: argparse.Namespace, device: torch.device, dtype: torch.dty
 def build_head(task: Task, lm: llama.LlamaForCausalLM, seed: int):
     """The task's head on the frozen base, with its seeded Hugging Face init, on the base's device.
 
-    The head trains in float32 whatever the base's dtype: its features are cast up to it.
+    The head trains in float32 whatever the base's dtype: its states are cast up to it.
     """
     torch.manual_seed(seed)
     model = task.head_class(lm.config, backbone=lm.model)
@@ -183,14 +182,14 @@ def build_head(task: Task, lm: llama.LlamaForCausalLM, seed: int):
     return model.to(lm.lm_head.weight.device)
 
 
-def evaluate(task: Task, model, features, examples: list, all_examples: list,
+def evaluate(task: Task, model, states, examples: list, all_examples: list,
              args: argparse.Namespace) -> tuple[dict, list[dict]] | tuple[None, None]:
-    """Score the head on cached features: each rank predicts its examples, rank 0 scores them all.
+    """Score the head on cached states: each rank predicts its examples, rank 0 scores them all.
 
     `examples` are this rank's (all of them in one process), `all_examples` every rank's in rank
     order. Ranks other than 0 get (None, None).
     """
-    return score_on_main(task, task.predict(model, features, examples, args), all_examples, args)
+    return score_on_main(task, task.predict(model, states, examples, args), all_examples, args)
 
 
 def apply_decision(args: argparse.Namespace, decision: dict) -> None:

@@ -1,4 +1,4 @@
-"""Heads on better frozen features: chosen blocks, mean pooling over token ranges, lookahead end logits.
+"""Heads on better frozen states: chosen blocks, mean pooling over token ranges, span logits.
 
 Each option is checked against a hand computation on a random tiny Llama, and the
 defaults against what the heads computed before the options existed.
@@ -65,13 +65,13 @@ def test_mean_pool_sums_bf16_states_in_float32_and_refuses_an_empty_range():
 
 
 @torch.no_grad()
-def test_classifier_default_features_are_the_last_token_of_the_last_block_as_before():
+def test_classifier_default_states_are_the_last_token_of_the_last_block_as_before():
     model = head(SequenceClassifier)
     ids, mask = batch()
-    before = pool_last_token(model.model(ids, mask), mask)  # what `features` computed before the options
-    assert torch.equal(model.features(ids, mask), before)
-    assert torch.equal(model.features(ids, mask, layers=3), before)
-    assert torch.equal(model.features(ids, mask, layers=[3]), before[:, None])
+    before = pool_last_token(model.model(ids, mask), mask)  # what the head read before the options
+    assert torch.equal(model.states(ids, mask), before)
+    assert torch.equal(model.states(ids, mask, blocks=3), before)
+    assert torch.equal(model.states(ids, mask, blocks=[3]), before[:, None])
 
 
 @torch.no_grad()
@@ -80,42 +80,42 @@ def test_classifier_pools_several_blocks_from_one_pass(pool):
     model = head(SequenceClassifier)
     ids, mask = batch()
     start = torch.tensor([1, 3, 1]) if pool == "mean" else None
-    features = model.features(ids, mask, layers=[2, 1, 3], pool=pool, start=start)
-    assert features.shape == (3, 3, CONFIG.hidden_size)
+    pooled = model.states(ids, mask, blocks=[2, 1, 3], pool=pool, start=start)
+    assert pooled.shape == (3, 3, CONFIG.hidden_size)
     for column, k in enumerate([2, 1, 3]):
         state = model.model.hidden_states(ids, mask, [k])[0]  # (B, T, C)
         if pool == "last":
             expected = torch.stack([state[b, n - 1] for b, n in enumerate(LENGTHS)])
         else:
             expected = torch.stack([state[b, s:n].mean(0) for b, (s, n) in enumerate(zip(start.tolist(), LENGTHS))])
-        torch.testing.assert_close(features[:, column], expected, rtol=0, atol=1e-6)
-        torch.testing.assert_close(model.features(ids, mask, layers=k, pool=pool, start=start), expected,
+        torch.testing.assert_close(pooled[:, column], expected, rtol=0, atol=1e-6)
+        torch.testing.assert_close(model.states(ids, mask, blocks=k, pool=pool, start=start), expected,
                                    rtol=0, atol=1e-6)
-    assert (features[:, 0] - features[:, 2]).abs().max() > 0.1  # the blocks really differ
+    assert (pooled[:, 0] - pooled[:, 2]).abs().max() > 0.1  # the blocks really differ
 
 
 def test_classifier_refuses_an_unknown_pool_and_a_start_without_mean():
     model = head(SequenceClassifier)
     ids, mask = batch()
     with pytest.raises(ValueError, match="pool 'max'"):
-        model.features(ids, mask, pool="max")
+        model.states(ids, mask, pool="max")
     with pytest.raises(ValueError, match="needs `start`"):
-        model.features(ids, mask, pool="mean")
+        model.states(ids, mask, pool="mean")
     with pytest.raises(ValueError, match="takes none"):
-        model.features(ids, mask, start=torch.zeros(3, dtype=torch.long))
+        model.states(ids, mask, start=torch.zeros(3, dtype=torch.long))
 
 
 @torch.no_grad()
-def test_qa_features_of_a_block_are_that_blocks_normed_states():
+def test_qa_states_of_a_block_are_that_blocks_normed_states():
     model = head(QuestionAnswerer)
     ids, mask = batch()
-    assert torch.equal(model.features(ids, mask), model.model(ids, mask))
+    assert torch.equal(model.states(ids, mask), model.model(ids, mask))
     for k in (1, 2, 3):
-        assert torch.equal(model.features(ids, mask, layer=k), model.model.hidden_states(ids, mask, [k])[0])
+        assert torch.equal(model.states(ids, mask, block=k), model.model.hidden_states(ids, mask, [k])[0])
 
 
-def manual_span_logits(model: QuestionAnswerer, hidden: torch.Tensor, mask: torch.Tensor, lookahead: bool):
-    """Token by token: start from h[i]; end from h[i + 1] when lookahead and i + 1 is real, else h[i]."""
+def manual_span_logits(model: QuestionAnswerer, hidden: torch.Tensor, mask: torch.Tensor):
+    """Token by token: start and end from h[i] at real tokens, -inf at padding."""
     w, b = model.qa_outputs.weight, model.qa_outputs.bias
     start = torch.full(mask.shape, float("-inf"))
     end = torch.full(mask.shape, float("-inf"))
@@ -123,46 +123,19 @@ def manual_span_logits(model: QuestionAnswerer, hidden: torch.Tensor, mask: torc
         real = mask[row].nonzero().flatten().tolist()
         for i in real:
             start[row, i] = hidden[row, i] @ w[0] + b[0]
-            source = i + 1 if lookahead and i + 1 in real else i
-            end[row, i] = hidden[row, source] @ w[1] + b[1]
+            end[row, i] = hidden[row, i] @ w[1] + b[1]
     return start, end
 
 
 @torch.no_grad()
 @pytest.mark.parametrize("side", ["right", "left"])
-@pytest.mark.parametrize("lookahead", [False, True], ids=["plain", "lookahead"])
-def test_span_logits_match_a_token_by_token_computation(side, lookahead):
+def test_span_logits_match_a_token_by_token_computation(side):
     model = head(QuestionAnswerer)
     hidden = torch.randn(3, 10, CONFIG.hidden_size, generator=torch.Generator().manual_seed(3))
     _, mask = batch()
     if side == "left":
         mask = mask.flip(1)
-    start, end = model.span_logits(hidden, mask, lookahead=lookahead)
-    expected_start, expected_end = manual_span_logits(model, hidden, mask, lookahead)
+    start, end = model.span_logits(hidden, mask)
+    expected_start, expected_end = manual_span_logits(model, hidden, mask)
     torch.testing.assert_close(start, expected_start, rtol=0, atol=1e-5)
     torch.testing.assert_close(end, expected_end, rtol=0, atol=1e-5)
-
-
-@torch.no_grad()
-def test_lookahead_moves_only_the_end_logits_one_token_left():
-    model = head(QuestionAnswerer)
-    hidden = torch.randn(3, 10, CONFIG.hidden_size, generator=torch.Generator().manual_seed(4))
-    _, mask = batch()
-    start, end = model.span_logits(hidden, mask)
-    ahead_start, ahead_end = model.span_logits(hidden, mask, lookahead=True)
-    assert torch.equal(ahead_start, start)
-    for row, n in enumerate(LENGTHS):
-        assert torch.equal(ahead_end[row, :n - 1], end[row, 1:n])
-        assert ahead_end[row, n - 1] == end[row, n - 1]  # the last real token keeps its own state
-        assert torch.isneginf(ahead_end[row, n:]).all()
-
-
-def test_lookahead_end_logits_train_the_same_weight_row():
-    model = head(QuestionAnswerer)
-    hidden = torch.randn(3, 10, CONFIG.hidden_size, generator=torch.Generator().manual_seed(5))
-    _, mask = batch()
-    _, end = model.span_logits(hidden, mask, lookahead=True)
-    end[mask.bool()].sum().backward()
-    grad = model.qa_outputs.weight.grad
-    assert grad[0].abs().max() == 0 and grad[1].abs().max() > 0
-    assert model.qa_outputs.bias.grad.tolist() == [0.0, float(sum(LENGTHS))]

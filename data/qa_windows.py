@@ -1,6 +1,6 @@
 """SQuAD questions -> fixed-size token windows for a causal model, with answer labels.
 
-Layout of one feature (no padding; batches pad later). Plain, `echo=False`:
+Layout of one window (no padding; batches pad later). Plain, `echo=False`:
 
     [slot] question "\n" context-window
 
@@ -53,7 +53,7 @@ ECHO_SEPARATOR = "\n\n"  # between the two copies
 
 
 @dataclasses.dataclass
-class QAFeature:
+class QAWindow:
     """One window of one question; `offsets[i]` is the (start, end) characters in the context
     covered by token i of the labelled context copy, None for every other token (the no-answer
     slot, questions, separators and, with echo, the first copy)."""
@@ -65,8 +65,8 @@ class QAFeature:
     end_position: int
 
 
-def make_qa_features(examples: list[QAExample], tokenizer: "Tokenizer", max_length: int = 384,
-                     doc_stride: int = 128, max_question_tokens: int = 64, echo: bool = False) -> list[QAFeature]:
+def make_windows(examples: list[QAExample], tokenizer: "Tokenizer", max_length: int = 384,
+                     doc_stride: int = 128, max_question_tokens: int = 64, echo: bool = False) -> list[QAWindow]:
     """All windows of all examples, in example order (an example's windows left to right).
 
     `echo` feeds each window's question and context twice and labels the second copy
@@ -92,23 +92,23 @@ def make_qa_features(examples: list[QAExample], tokenizer: "Tokenizer", max_leng
                             "upgrade it with `pip install -U tokenizers`")
     questions = tokenizer.backend.encode_batch([e.question.strip() for e in examples],
                                                add_special_tokens=False)
-    features = []
+    windows = []
     for example, question in zip(examples, questions):
         asked = question.ids[:max_question_tokens] + separator  # question "\n"
         ids, offsets = context_tokens[example.context]
         answer = _answer_tokens(example, offsets)
-        for lo, hi in _windows(len(ids), max_length - 1 - len(asked), doc_stride):
+        for lo, hi in _context_spans(len(ids), max_length - 1 - len(asked), doc_stride):
             body = asked + ids[lo:hi]
             input_ids = [no_answer_slot] + body + (echo_separator + body if echo else [])
             context_at = len(input_ids) - (hi - lo)  # the labelled context copy ends every layout
             start = end = 0
             if answer is not None and lo <= answer[0] and answer[1] < hi:
                 start, end = (context_at + t - lo for t in answer)
-            features.append(QAFeature(example.id, input_ids, [None] * context_at + offsets[lo:hi], start, end))
-    return features
+            windows.append(QAWindow(example.id, input_ids, [None] * context_at + offsets[lo:hi], start, end))
+    return windows
 
 
-def _windows(n_tokens: int, room: int, overlap: int) -> list[tuple[int, int]]:
+def _context_spans(n_tokens: int, room: int, overlap: int) -> list[tuple[int, int]]:
     """[lo, hi) token ranges of at most `room` tokens, each starting `room - overlap` after the last."""
     spans, lo = [], 0
     while True:

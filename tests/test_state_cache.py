@@ -1,4 +1,4 @@
-"""The feature stores: RAM, disk and streamed features give the head the same batches."""
+"""The state stores: RAM, disk and streamed states give the head the same batches."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from data.batching import padded_batches, token_budget_batches
 from errors import UserError
 from heads import cache
-from heads.cache import StreamedFeatures, TokenFeatureTable
+from heads.cache import StreamedStates, TokenStateTable
 from llama import LlamaConfig, LlamaModel
 
 PAD_ID = 0
@@ -23,12 +23,12 @@ def random_sequences(n: int, vocab: int, seed: int) -> list[list[int]]:
     return [torch.randint(1, vocab, (t,), generator=generator).tolist() for t in lengths]
 
 
-def filled_table(sequences: list[list[int]], frozen_pass, place: str, batch_tokens: int = 64) -> TokenFeatureTable:
+def filled_table(sequences: list[list[int]], frozen_pass, place: str, batch_tokens: int = 64) -> TokenStateTable:
     """What a task's `extract` does: length-sorted budget batches through the frozen pass, rows into the table."""
     lengths = [len(s) for s in sequences]
-    table = TokenFeatureTable(lengths, frozen_pass.dim, place=place)
+    table = TokenStateTable(lengths, frozen_pass.dim, place=place)
     for batch, input_ids, mask in padded_batches(sequences, token_budget_batches(lengths, batch_tokens), PAD_ID,
-                                                 "cpu", "features"):
+                                                 "cpu", "states"):
         table.write_batch(batch, frozen_pass(input_ids, mask))
     return table
 
@@ -55,7 +55,7 @@ class TinyLlamaPass:
                                            "high_freq_factor": 4.0, "original_max_position_embeddings": 16})
         self.model = LlamaModel(config).eval().to(dtype)
         self.dim = config.hidden_size
-        # The streamed/cached gap: features of O(1) that round once to bf16 (fp32 base) differ by at
+        # The streamed/cached gap: states of O(1) that round once to bf16 (fp32 base) differ by at
         # most one bf16 step; a bf16 base rounds after every op, so a summation-order change can grow
         # through the layers to a few steps.
         self.tolerance = {"rtol": 2**-7, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 2**-6, "atol": 2**-5}
@@ -95,10 +95,10 @@ def test_ram_and_disk_tables_give_identical_batches(make_pass):
 
 
 @PASSES
-def test_streaming_the_batches_the_cache_was_filled_with_gives_the_cached_features(make_pass):
+def test_streaming_the_batches_the_cache_was_filled_with_gives_the_cached_states(make_pass):
     frozen_pass = make_pass()
     sequences = random_sequences(40, 97, seed=3)
-    table, stream = filled_table(sequences, frozen_pass, "disk"), StreamedFeatures(sequences, PAD_ID, frozen_pass)
+    table, stream = filled_table(sequences, frozen_pass, "disk"), StreamedStates(sequences, PAD_ID, frozen_pass)
     for indices in token_budget_batches([len(s) for s in sequences], 64):
         (hidden, mask), (streamed, streamed_mask) = table.batch(indices), stream.batch(indices)
         assert torch.equal(streamed, hidden) and torch.equal(streamed_mask, mask)
@@ -111,7 +111,7 @@ def test_streamed_batches_of_any_make_up_equal_the_cache_to_bf16_rounding(make_p
     number; a pass without reductions (the embedding) stays bit-identical."""
     frozen_pass = make_pass()
     sequences = random_sequences(40, 97, seed=3)
-    table, stream = filled_table(sequences, frozen_pass, "ram"), StreamedFeatures(sequences, PAD_ID, frozen_pass)
+    table, stream = filled_table(sequences, frozen_pass, "ram"), StreamedStates(sequences, PAD_ID, frozen_pass)
     for indices in some_batches(40, seed=5):
         (hidden, mask), (streamed, streamed_mask) = table.batch(indices), stream.batch(indices)
         assert_right_padded(streamed, streamed_mask, [len(sequences[i]) for i in indices], frozen_pass.dim)
@@ -126,7 +126,7 @@ def test_rows_round_trip_through_bf16_in_every_place():
     lengths = [3, 1, 5, 2]
     rows = [torch.randn(n, 4) for n in lengths]
     for place in ("ram", "disk"):
-        table = TokenFeatureTable(lengths, 4, place=place)
+        table = TokenStateTable(lengths, 4, place=place)
         for i, row in enumerate(rows):
             table.write(i, row)
         for i, row in enumerate(rows):
@@ -138,7 +138,7 @@ def test_rows_round_trip_through_bf16_in_every_place():
 
 def test_an_accelerator_table_needs_an_accelerator():
     with pytest.raises(ValueError, match="accelerator"):
-        TokenFeatureTable([3], 4, place="accelerator", device="cpu")
+        TokenStateTable([3], 4, place="accelerator", device="cpu")
 
 
 def test_a_disk_without_room_is_one_line_before_anything_is_written(monkeypatch, tmp_path):
@@ -146,7 +146,7 @@ def test_a_disk_without_room_is_one_line_before_anything_is_written(monkeypatch,
     monkeypatch.setattr(cache.tempfile, "tempdir", str(tmp_path))
     monkeypatch.setattr(cache.shutil, "disk_usage", lambda path: Usage(10, 10, 1599))
     with pytest.raises(UserError, match="TMPDIR") as err:
-        TokenFeatureTable([100], 8, place="disk")  # 100 rows x 8 x 2 bytes = 1600
+        TokenStateTable([100], 8, place="disk")  # 100 rows x 8 x 2 bytes = 1600
     assert "\n" not in str(err.value) and "1599" not in str(err.value)
     assert list(tmp_path.iterdir()) == []
 
@@ -158,7 +158,7 @@ def test_a_failed_reservation_is_one_line_and_leaves_no_file(monkeypatch, tmp_pa
     monkeypatch.setattr(cache.tempfile, "tempdir", str(tmp_path))
     monkeypatch.setattr(cache.os, "posix_fallocate", full_disk)
     with pytest.raises(UserError, match="No space left on device"):
-        TokenFeatureTable([100], 8, place="disk")
+        TokenStateTable([100], 8, place="disk")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -171,16 +171,16 @@ def test_the_disk_table_reserves_its_blocks_up_front_and_leaves_no_file(monkeypa
 
     monkeypatch.setattr(cache.tempfile, "tempdir", str(tmp_path))
     monkeypatch.setattr(cache.os, "posix_fallocate", fallocate)
-    table = TokenFeatureTable([1000], 64, place="disk")
+    table = TokenStateTable([1000], 64, place="disk")
     assert reserved and reserved[0] >= 1000 * 64 * 2
     assert list(tmp_path.iterdir()) == []  # unlinked once mapped: a killed run leaves nothing
     table.write(0, torch.ones(1000, 64))
     assert torch.equal(table.read(0), torch.ones(1000, 64, dtype=torch.bfloat16))
 
 
-def test_streamed_features_from_inference_mode_can_train_a_head():
-    frozen_pass = TinyLlamaPass()  # runs under torch.inference_mode(), as the heads' `features` do
-    store = StreamedFeatures(random_sequences(4, 97, seed=4), PAD_ID, frozen_pass)
+def test_streamed_states_from_inference_mode_can_train_a_head():
+    frozen_pass = TinyLlamaPass()  # runs under torch.inference_mode(), as the heads' `states` do
+    store = StreamedStates(random_sequences(4, 97, seed=4), PAD_ID, frozen_pass)
     hidden, mask = store.batch([0, 1, 2, 3])
     head = torch.nn.Linear(frozen_pass.dim, 2)
     (head(hidden) * mask[..., None]).sum().backward()  # "Inference tensors cannot be saved for backward" if not
