@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import fcntl
 import hashlib
 import json
@@ -128,6 +129,8 @@ class StateStore:
         dtype = np.dtype(dtype)
         path = self.root / self.key({**fields, "inputs": inputs})
         size = rows * dim * dtype.itemsize
+        if size == 0:  # nothing to store (and an empty file cannot be mapped)
+            return None
         if not path.is_dir():
             if not self.make_room(size):
                 print(f"states store: {size_text(size)} of states do not fit --cache-limit "
@@ -152,7 +155,6 @@ class StateStore:
         """Evict least recently used entries (not in use) until `size` more bytes fit the limit and the disk."""
         if size > self.limit:
             return False
-        self.root.mkdir(parents=True, exist_ok=True)
         entries = sorted(list_entries(self.root), key=lambda e: e["last_used"])
         used = sum(e["bytes"] for e in entries)
         for e in entries:
@@ -176,13 +178,12 @@ def make_entry(path: Path, meta: dict) -> None:
         tmp.mkdir(parents=True)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         with (tmp / "states.bin").open("wb") as f:
-            if meta["bytes"]:
-                os.posix_fallocate(f.fileno(), 0, meta["bytes"])  # every block now: no SIGBUS when the disk fills
+            os.posix_fallocate(f.fileno(), 0, meta["bytes"])  # every block now: no SIGBUS when the disk fills
         (tmp / "done.bin").write_bytes(bytes(meta["items"]))
         os.rename(tmp, path)
-    except FileExistsError:  # another run made it first: use theirs
-        pass
     except OSError as err:
+        if err.errno in (errno.EEXIST, errno.ENOTEMPTY):  # another run made it first: use theirs
+            return
         raise UserError(f"cannot make a states entry of {size_text(meta['bytes'])} in {path.parent} "
                         f"({err.strerror}): free space there, pass another --cache-dir, or --cache-dir none") from None
     finally:
@@ -193,6 +194,8 @@ def list_entries(root: Path) -> list[dict]:
     """Every entry's metadata, with its path, last use and completed share."""
     found = []
     for meta_path in sorted(Path(root).glob("*/meta.json")):
+        if meta_path.parent.name.startswith("."):  # an entry being made (or a run killed while making it)
+            continue
         try:
             meta = json.loads(meta_path.read_text())
             done = np.fromfile(meta_path.parent / "done.bin", dtype=np.uint8)
@@ -259,6 +262,11 @@ def open_store(cache_dir: str, checkpoint: Path, dtype: torch.dtype, device: tor
     if cache_dir == "none":
         return None
     root = Path(cache_dir).expanduser() if cache_dir != "auto" else default_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot use --cache-dir {root} ({err.strerror}): pass another directory, "
+                        "or --cache-dir none to store no states") from None
     base = {"weights": weights_identity(checkpoint), "dtype": str(dtype).removeprefix("torch."),
             "device": device.type, "torch": torch.__version__}
     return StateStore(root, base, int(limit_gib * GIB))
@@ -278,6 +286,8 @@ def main(argv: list[str] | None = None) -> None:
                   f"last used {time.strftime('%Y-%m-%d %H:%M', time.localtime(e['last_used']))}  {what}")
         print(f"{len(entries)} entries, {size_text(sum(e['bytes'] for e in entries))} in {root}")
     else:
+        for partial in root.glob(".*.tmp"):  # entries a killed run was making
+            shutil.rmtree(partial, ignore_errors=True)
         kept = [e for e in entries if not remove_entry(e["path"])]
         print(f"removed {len(entries) - len(kept)} entries from {root}"
               + (f"; {len(kept)} in use by a running job kept" if kept else ""))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -10,8 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+import train as train_script
 from heads import store as states
 from heads.store import StateStore, chunked_pass, digest, list_entries, weights_identity
+from test_train_e2e import SQUAD, SST2
 
 BASE = {"weights": "w", "dtype": "bfloat16", "device": "cpu", "torch": torch.__version__}
 KiB = 2**10
@@ -105,3 +109,21 @@ def test_no_room_on_the_disk_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(states.UserError, match="No space left on device.*--cache-dir none"):
         entry(StateStore(tmp_path, BASE, 2**20))
     assert [p for p in Path(tmp_path).iterdir()] == []
+
+
+@pytest.mark.parametrize("task", ["sst2", "squad"])
+def test_a_run_on_stored_states_equals_one_that_computes_them(task, tiny, tmp_path, capsys):
+    """No store, a first run filling one, and a second reusing all of it: three identical runs (readouts chosen
+    among several blocks and, for SST-2, poolings of the plain and the echoed pass)."""
+    argv = [*(SST2 if task == "sst2" else SQUAD), "--model", str(tiny), "--zero-shot", "head", "--block", "auto",
+            *(["--pool", "auto"] if task == "sst2" else [])]
+    metrics, logs = [], []
+    for name, cache_dir in (("none", "none"), ("first", tmp_path / "store"), ("second", tmp_path / "store")):
+        train_script.main([*argv, "--cache-dir", str(cache_dir), "--output", str(tmp_path / name)])
+        logs.append(capsys.readouterr().out)
+        found = json.loads((tmp_path / name / "metrics.json").read_text())
+        metrics.append({k: v for k, v in found.items() if k not in ("timings", "history")})
+    assert metrics[0] == metrics[1] == metrics[2]
+    assert "reused" not in logs[0] and re.search(r"states: 0 of [\d,]+ sequences reused", logs[1])
+    computed = [int(n.replace(",", "")) for n in re.findall(r"computing ([\d,]+) in", logs[2])]
+    assert len(computed) >= 3 and not any(computed)  # every pass of the rerun reused everything
