@@ -76,19 +76,15 @@ def parse_args(argv: list[str] | None):
 
 
 @exit_on_user_error
+@run_dir.holding
 def main(argv: list[str] | None = None) -> None:
-    """Claim the output directory (locked, checked, test-written: before any work), then run."""
     args = parse_args(argv)
+    task = TASKS[args.task]
     distributed.setup("gloo" if args.device == "cpu" else None)  # a no-op without torchrun
     config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in RUN_FLAGS}
-    with run_dir.sigterm_as_interrupt(), run_dir.claimed(args.output, config, resume=args.resume,
-                                                         overwrite=args.overwrite,
-                                                         write=distributed.is_main() and not args.dry_run):
-        run(args, config)
-
-
-def run(args: argparse.Namespace, config: dict) -> None:
-    task = TASKS[args.task]
+    # The output directory, before any work: locked for the whole run, checked, test-written (rank 0).
+    run_dir.claim(args.output, config, resume=args.resume, overwrite=args.overwrite,
+                  write=distributed.is_main() and not args.dry_run)
     timings, lap = {}, stopwatch()
 
     # 1. The data, the frozen base and its tokenizer (each fails in one line; nothing is written yet). A seeded

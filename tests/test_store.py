@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+import eval as eval_script
 import train as train_script
 from heads import store as states
 from heads.store import StateStore, chunked_pass, digest, list_entries, weights_identity
@@ -127,3 +128,6 @@ def test_a_run_on_stored_states_equals_one_that_computes_them(task, tiny, tmp_pa
     assert "reused" not in logs[0] and re.search(r"states: 0 of [\d,]+ sequences reused", logs[1])
     computed = [int(n.replace(",", "")) for n in re.findall(r"computing ([\d,]+) in", logs[2])]
     assert len(computed) >= 3 and not any(computed)  # every pass of the rerun reused everything
+    eval_script.main(["--task", task, "--head", str(tmp_path / "second"), "--cache-dir", str(tmp_path / "store")])
+    assert re.search(r"test states: ([\d,]+) of \1 sequences reused from the store; computing 0 in 0",
+                     capsys.readouterr().out)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -20,7 +21,7 @@ import shutil
 import signal
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import torch
 
@@ -29,6 +30,7 @@ from heads.cache import size_text
 
 from . import atomic
 
+T = TypeVar("T")
 LOCK_FILE = ".lock"
 PROBE_BYTES = 2**20  # a run's outputs (head, checkpoint, predictions, pictures) are about this size at least
 PATH_SETTINGS = ("model", "data")  # settings that may name a file: compared resolved
@@ -49,6 +51,29 @@ def settings_hash(config: dict) -> str:
     """sha256 of the settings that determine training (output location excluded, paths resolved)."""
     kept = {k: v for k, v in resolved(config).items() if k not in NOT_SETTINGS}
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
+
+
+_claims: list[contextlib.ExitStack] = []  # one per `holding` call in progress
+
+
+def holding(main: Callable[..., T]) -> Callable[..., T]:
+    """Decorator for a script's `main`: SIGTERM stops it as Ctrl-C does, and the directory `claim` takes in
+    it is held until it returns (or fails), then released."""
+    @functools.wraps(main)
+    def guarded(*args, **kwargs):
+        with sigterm_as_interrupt(), contextlib.ExitStack() as stack:
+            _claims.append(stack)
+            try:
+                return main(*args, **kwargs)
+            finally:
+                _claims.pop()
+
+    return guarded
+
+
+def claim(output: Path, config: dict, *, resume: bool, overwrite: bool, write: bool) -> None:
+    """`claimed`, held until the `holding` main returns."""
+    _claims[-1].enter_context(claimed(output, config, resume=resume, overwrite=overwrite, write=write))
 
 
 @contextlib.contextmanager
