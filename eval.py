@@ -14,16 +14,18 @@ import json
 import sys
 from pathlib import Path
 
+import llama
 from errors import UserError, exit_on_user_error
+from flags import chosen_task, common_parser, configured_task, data_settings, readout_choice
 from llama.loading import REPO_ID
-from tasks import TASKS
+from tasks import Task
 from training import atomic
-from training.devices import free_space
+from training.devices import free_space, resolve_device
 from training.hub import push_head
 from training.outputs import load_head
 from training.plan import plan_cache
-from training.steps import (apply_decision, apply_task_defaults, build_head, common_parser, evaluate,
-                            load_base_and_data, open_states)
+from training.loading import build_head, load_base, load_data, open_states
+from training.scoring import evaluate, score_on_main
 
 INHERITED = ("model", "revision", "data", "split", "squad_version", "seed", "limit", "eval_limit",
              "max_length", "doc_stride", "dtype", "no_answer_threshold")
@@ -43,11 +45,11 @@ def resolve_head(head: str) -> Path:
                         "directory, or log in (`huggingface-cli login` or HF_TOKEN=...)") from None
 
 
-def parse_args(argv: list[str] | None):
-    p = common_parser(__doc__.split("\n\n")[0])
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    task, recipe = chosen_task(argv, "report")  # the readout of a baseline without --head: the report's
+    p = common_parser(__doc__.split("\n\n")[0], task, recipe)
     p.add_argument("--head", help="output directory of a train.py run (holds head.safetensors), "
                                   "or the Hub repo a run was pushed to")
-    p.set_defaults(recipe="report")  # the readout of a baseline without --head: the report's (last block, plain)
     known, _ = p.parse_known_args(argv)
     if known.head is not None:
         known.head = resolve_head(known.head)
@@ -55,7 +57,7 @@ def parse_args(argv: list[str] | None):
         if not config_path.is_file():
             raise UserError(f"{config_path} not found: --head needs the output directory of a train.py run")
         p.set_defaults(zero_shot="none", **inherited_settings(p, config_path))
-    args = apply_task_defaults(p.parse_args(argv))
+    args = p.parse_args(argv)
     args.head = known.head
     if args.push_to_hub and args.head is None:
         raise UserError("--push-to-hub needs --head (the trained head to upload)")
@@ -87,7 +89,7 @@ def inherited_settings(p: argparse.ArgumentParser, config_path: Path) -> dict:
     return settings
 
 
-def readout_of(task, fields: dict, head: Path):
+def readout_of(task: Task, fields: dict, head: Path):
     """The readout recorded in a head file; a file from before the readout's fields were named
     block / echo / pool cannot say what it reads in those terms, so it is refused."""
     try:
@@ -100,9 +102,12 @@ def readout_of(task, fields: dict, head: Path):
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    task = TASKS[args.task]
-    lm, tokenizer, _, test = load_base_and_data(args)
-    store = open_states(args, lm.lm_head.weight.device, lm.lm_head.weight.dtype)
+    task = configured_task(args)
+    _, _, test = load_data(task, data_settings(args))
+    device, dtype = resolve_device(args.device, args.dtype)
+    lm = load_base(args.model, args.revision, device, dtype)
+    tokenizer = llama.load_tokenizer(args.model, revision=args.revision)
+    store = open_states(args.cache_dir, args.cache_limit, args.model, args.revision, device, dtype)
     readout = None
     if args.head is not None:  # check before the slow part: a mismatched head fails fast
         tensors, metadata = load_head(args.head, config=lm.config, task=task.name)
@@ -112,29 +117,29 @@ def main(argv: list[str] | None = None) -> dict:
         if "readout" in metadata:  # the block, echo and pooling the head was trained on
             readout = readout_of(task, json.loads(metadata["readout"]), args.head)
     if readout is None:
-        candidates = task.readouts(args, lm.config)
+        candidates = task.readouts(readout_choice(args), lm.config)
         if len(candidates) > 1:
             raise UserError("eval.py reads one readout: give --block as a number or last (not auto), and no auto pool")
         readout = candidates[0]
     model = build_head(task, lm, args.seed)
     metrics, predictions = {}, []
     if args.head is not None or args.zero_shot in ("all", "head"):
-        prepared = task.prepare(tokenizer, test, args, [readout])
+        prepared = task.prepare(tokenizer, test, [readout], args.batch_tokens)
         plan = plan_cache([], prepared.lengths, lm.config, free_space(lm.lm_head.weight.device),
                           cached_lengths=([], prepared.cached_lengths), mode=args.cache, per_token=task.per_token)
         print(plan.render())
         states = task.frozen_pass(model, prepared, [readout], plan.place, "test states", store)
         if args.zero_shot in ("all", "head"):
-            metrics["zero_shot_head"], predictions = evaluate(task, model, states, test, test, args)
+            metrics["zero_shot_head"], predictions = evaluate(task, model, states, test, test)
             print(f"zero-shot (untrained head): {task.headline(metrics['zero_shot_head'])}")
         if args.head is not None:
             model.load_head_state_dict(tensors)
-            apply_decision(args, json.loads(metadata.get("decision", "{}")))  # e.g. the no-answer threshold
-            metrics["fine_tuned"], predictions = evaluate(task, model, states, test, test, args)
+            task = task.with_decision(json.loads(metadata.get("decision", "{}")))  # e.g. the no-answer threshold
+            metrics["fine_tuned"], predictions = evaluate(task, model, states, test, test)
             print(f"head from {args.head} (base {metadata['base_model']}): {task.headline(metrics['fine_tuned'])}")
     if args.zero_shot in ("all", "prompt"):
-        metrics["zero_shot_prompt"], prompt_predictions = task.score(
-            test, task.prompt_predict(lm, tokenizer, test, args), args)
+        metrics["zero_shot_prompt"], prompt_predictions = score_on_main(
+            task, task.prompt_predict(lm, tokenizer, test, args.batch_tokens), test)
         predictions = predictions or prompt_predictions
         print(f"zero-shot (prompt):         {task.headline(metrics['zero_shot_prompt'])}")
     if args.output:

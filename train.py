@@ -21,50 +21,61 @@ import torch
 import llama
 from data.splits import take
 from errors import UserError, exit_on_user_error
+from flags import PER_TASK, chosen_task, common_parser, configured_task, data_settings, flag_values, readout_choice, \
+    train_settings
 from heads import parameter_counts
-from tasks import TASKS
+from tasks import RECIPES, Task
 from heads.cache import size_text
 from training import atomic, distributed, plots, run_dir
 from training.devices import free_space, resolve_device
 from training.hub import push_head
-from training.loop import TrainSettings, train_head
+from training.loading import build_head, load_base, load_data, open_states
+from training.loop import train_head
 from training.outputs import HEAD_FILE, SELECTION_SCORES, render_report, save_head
 from training.plan import free_after_loading, plan_cache
+from training.scoring import evaluate, score_on_main
 from training.select import choose_readout
-from training.steps import (RECIPES, apply_decision, apply_task_defaults, build_head, common_parser, evaluate,
-                            load_base, load_data, open_states, score_on_main, task_defaults)
 
 # may differ between a run and its resumption
 RUN_FLAGS = ("resume", "overwrite", "push_to_hub", "dry_run", "cache_dir", "cache_limit")
 
 
-def parse_args(argv: list[str] | None):
-    p = common_parser(__doc__.split("\n\n")[0])
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    task, recipe = chosen_task(argv, "converged")
+
+    per_task = "" if task else " " + PER_TASK
+
+    def default(field: str):
+        return task.recipes[recipe].get(field) if task else None
+
+    p = common_parser(__doc__.split("\n\n")[0], task, recipe)
     p.add_argument("--recipe", choices=RECIPES, default="converged",
                    help="converged: train until the validation loss stops improving and keep the best epoch; "
-                        "report: the original report's hyperparameters, no validation slice")
-    p.add_argument("--lr", type=float, help=f"AdamW learning rate {task_defaults('lr')}")
-    p.add_argument("--batch-size", type=int, help=f"head training batch {task_defaults('batch_size')}")
-    p.add_argument("--epochs", type=int, help=f"epochs (the cap, with a validation slice) {task_defaults('epochs')}")
-    p.add_argument("--val-fraction", type=float, help="seeded share of the training examples held out to choose "
-                                                     f"the epoch and readout (0: none) {task_defaults('val_fraction')}")
-    p.add_argument("--patience", type=int, help="stop after this many epochs without a better validation loss "
-                                                f"{task_defaults('patience')}")
+                        "report: the original report's hyperparameters, no validation slice; --task T --recipe R "
+                        "--help shows R's defaults for T")
+    p.add_argument("--lr", type=float, default=default("lr"), help="AdamW learning rate" + per_task)
+    p.add_argument("--batch-size", type=int, default=default("batch_size"), help="head training batch" + per_task)
+    p.add_argument("--epochs", type=int, default=default("epochs"), help="epochs (the cap, with a validation slice)" + per_task)
+    p.add_argument("--val-fraction", type=float, default=default("val_fraction"),
+                   help="seeded share of the training examples held out to choose the epoch and readout (0: none)"
+                        + per_task)
+    p.add_argument("--patience", type=int, default=default("patience"),
+                   help="stop after this many epochs without a better validation loss" + per_task)
     p.add_argument("--select-limit", type=int, default=2000,
                    help="training examples the candidate readouts are trained on when one is chosen (auto)")
-    p.add_argument("--average", action=argparse.BooleanOptionalAction,
-                   help="validate and keep the running mean of every step's head (Polyak averaging) "
-                        f"{task_defaults('average')}")
-    p.add_argument("--weight-decay", type=float, help=f"AdamW weight decay {task_defaults('weight_decay')}")
+    p.add_argument("--average", action=argparse.BooleanOptionalAction, default=default("average"),
+                   help="validate and keep the running mean of every step's head (Polyak averaging)" + per_task)
+    p.add_argument("--weight-decay", type=float, default=default("weight_decay"),
+                   help="AdamW weight decay" + per_task)
     p.add_argument("--warmup-ratio", type=float, default=0.0, help="fraction of steps of linear warm-up")
-    p.add_argument("--schedule", choices=["linear", "constant"],
-                   help=f"learning rate after warm-up: linear decay to 0, or constant {task_defaults('schedule')}")
+    p.add_argument("--schedule", choices=["linear", "constant"], default=default("schedule"),
+                   help="learning rate after warm-up: linear decay to 0, or constant" + per_task)
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping norm")
     p.add_argument("--examples", type=int, default=8, help="example predictions shown in report.md")
     p.add_argument("--dry-run", action="store_true", help="print the plan (sizes, FLOPs, cache place) and exit")
     p.add_argument("--overwrite", action="store_true", help="replace the output of an earlier run")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last epoch")
-    args = apply_task_defaults(p.parse_args(argv))
+    args = p.parse_args(argv)
     if args.lr <= 0 or args.batch_size <= 0 or args.epochs <= 0:
         raise UserError("--lr, --batch-size and --epochs must be positive")
     if not 0 <= args.val_fraction < 1 or args.patience is not None and args.patience < 1:
@@ -79,9 +90,9 @@ def parse_args(argv: list[str] | None):
 @run_dir.holding
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    task = TASKS[args.task]
+    task = configured_task(args)
     distributed.setup("gloo" if args.device == "cpu" else None)  # a no-op without torchrun
-    config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in RUN_FLAGS}
+    config = flag_values(args, leave_out=RUN_FLAGS)
     # The output directory, before any work: locked for the whole run, checked, test-written (rank 0).
     run_dir.claim(args.output, config, resume=args.resume, overwrite=args.overwrite,
                   write=distributed.is_main() and not args.dry_run)
@@ -90,21 +101,22 @@ def main(argv: list[str] | None = None) -> None:
     # 1. The data, the frozen base and its tokenizer (each fails in one line; nothing is written yet). A seeded
     #    validation slice of the training examples chooses the epoch and the readout; the test split never does.
     #    --dry-run loads no weights: it sizes the job from the config alone.
-    train, val, test = load_data(args)
+    train, val, test = load_data(task, data_settings(args))
     mine = {name: distributed.shard(part) for name, part in (("train", train), ("val", val), ("test", test))}
     device, dtype = resolve_device(args.device, args.dtype)
-    lm = None if args.dry_run else load_base(args, device, dtype)
-    store = None if args.dry_run else open_states(args, device, dtype)
+    lm = None if args.dry_run else load_base(args.model, args.revision, device, dtype)
+    store = None if args.dry_run else open_states(args.cache_dir, args.cache_limit, args.model, args.revision,
+                                                   device, dtype)
     tokenizer = llama.load_tokenizer(args.model, revision=args.revision)
     base_config = lm.config if lm else llama.load_config(args.model, revision=args.revision)
     free = free_space(device) if lm else free_after_loading(free_space(device), base_config, dtype, device)
     timings["load_seconds"] = lap()
     # 2. The readouts the flags allow, the token sequences, and the plan: sizes, FLOPs, where the states go.
-    candidates = task.readouts(args, base_config)
+    candidates = task.readouts(readout_choice(args), base_config)
     if len(candidates) > 1 and not val:
-        raise UserError("an 'auto' readout (--block, --pool, SST-2's --echo left unset) is chosen on the validation "
-                        "slice: give --val-fraction above 0, or fix the readout")
-    prepared = {name: task.prepare(tokenizer, part, args, candidates) for name, part in mine.items()}
+        raise UserError("an 'auto' readout (--block, --pool, a sentence task's --echo left unset) is chosen on the "
+                        "validation slice: give --val-fraction above 0, or fix the readout")
+    prepared = {name: task.prepare(tokenizer, part, candidates, args.batch_tokens) for name, part in mine.items()}
     plan = plan_cache(prepared["train"].lengths + prepared["val"].lengths, prepared["test"].lengths, base_config,
                       free, mode=args.cache, per_token=task.per_token,
                       examples=(len(mine["train"]) + len(mine["val"]), len(mine["test"])),
@@ -120,22 +132,21 @@ def main(argv: list[str] | None = None) -> None:
         return
     # 3. The task's trainable head on the frozen base (seeded).
     model = build_head(task, lm, args.seed)
-    settings = TrainSettings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
-                             weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
-                             schedule=args.schedule, max_grad_norm=args.max_grad_norm, average=args.average)
+    settings = train_settings(args)
     # 4. When the flags leave a choice of readout (block, echo, pooling), make it on the validation slice:
     #    one frozen pass over up to --select-limit training examples caches every candidate's state.
     readout, selection, states = candidates[0], [], {}
     if len(candidates) > 1:
         subset = take(train, args.select_limit, args.seed)
         whole = len(subset) == len(train)
-        picked = prepared["train"] if whole else task.prepare(tokenizer, distributed.shard(subset), args, candidates)
+        picked = prepared["train"] if whole else task.prepare(tokenizer, distributed.shard(subset), candidates,
+                                                              args.batch_tokens)
         candidate_states = {"train": task.frozen_pass(model, picked, candidates, plan.place, "selection states",
                                                       store),
                             "val": task.frozen_pass(model, prepared["val"], candidates, plan.place, "val states",
                                                     store)}
         readout, selection = choose_readout(task, model, candidate_states["train"], candidate_states["val"],
-                                            mine["val"], val, settings, args.patience, args)
+                                            mine["val"], val, settings, args.patience)
         distributed.say(f"chosen readout: {dataclasses.asdict(readout)}")
         torch.manual_seed(args.seed)
         model.reset_head()  # the init every candidate started from
@@ -150,11 +161,11 @@ def main(argv: list[str] | None = None) -> None:
     # 6. Zero-shot baselines: the untrained head, and the language model prompted.
     metrics = {}
     if args.zero_shot in ("all", "head"):
-        metrics["zero_shot_head"], _ = evaluate(task, model, test_part, mine["test"], test, args)
+        metrics["zero_shot_head"], _ = evaluate(task, model, test_part, mine["test"], test)
         show(task, "zero-shot (untrained head)", metrics["zero_shot_head"])
     if args.zero_shot in ("all", "prompt"):
-        metrics["zero_shot_prompt"], _ = score_on_main(task, task.prompt_predict(lm, tokenizer, mine["test"], args),
-                                                       test, args)
+        prompted = task.prompt_predict(lm, tokenizer, mine["test"], args.batch_tokens)
+        metrics["zero_shot_prompt"], _ = score_on_main(task, prompted, test)
         show(task, "zero-shot (prompt)", metrics["zero_shot_prompt"])
     timings["zero_shot_seconds"] = lap()
     # 7. Train only the head on the cached states; a checkpoint after every epoch.
@@ -176,12 +187,12 @@ def main(argv: list[str] | None = None) -> None:
     # 8. What the prediction rule leaves open (SQuAD 2.0: when to answer ""), chosen on the validation slice.
     decision = {}
     if val:  # only a task with something to choose scores the slice; ranks other than 0 get {} and never score
-        decision = task.decision_rule(args, lambda: evaluate(task, model, states["val"], mine["val"], val, args)[0])
-        apply_decision(args, decision)
+        decision = task.decision_rule(lambda: evaluate(task, model, states["val"], mine["val"], val)[0])
+        task = task.with_decision(decision)
         if decision:
             distributed.say(f"chosen on the validation slice: {decision}")
     # 9. Evaluate the trained head on the test split and write everything (rank 0).
-    metrics["fine_tuned"], predictions = evaluate(task, model, test_part, mine["test"], test, args)
+    metrics["fine_tuned"], predictions = evaluate(task, model, test_part, mine["test"], test)
     show(task, "fine-tuned", metrics["fine_tuned"])
     timings["evaluation_seconds"] = lap()
     if distributed.is_main():
@@ -203,13 +214,13 @@ def stopwatch():
     return lap
 
 
-def show(task, label: str, metrics: dict | None) -> None:
+def show(task: Task, label: str, metrics: dict | None) -> None:
     """One line of the scores that matter most (rank 0 holds the metrics)."""
     if metrics is not None:
         print(f"{label + ':':<28}{task.headline(metrics)}")
 
 
-def write_outputs(args, task, model, base_config, config: dict, metrics: dict, predictions: list[dict],
+def write_outputs(args: argparse.Namespace, task: Task, model, base_config, config: dict, metrics: dict, predictions: list[dict],
                   history: list[dict], readout: dict, selection: list[dict], decision: dict,
                   timings: dict) -> None:
     """The head, metrics, predictions, pictures and report.md, each written atomically; optionally pushed."""

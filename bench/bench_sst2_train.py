@@ -27,6 +27,7 @@ import llama  # noqa: E402
 import train as train_script  # noqa: E402
 from data.batching import pad_right  # noqa: E402
 from data.sources import load_task_data  # noqa: E402
+from data.sst2 import SST2_FORMAT  # noqa: E402
 from training.loop import TrainSettings, epoch_batches, lr_lambda  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "sst2"
@@ -96,7 +97,7 @@ def main() -> None:
     parser.add_argument("--skip-baseline", action="store_true")
     args = parser.parse_args()
     checkpoint = llama.resolve_checkpoint("smollm2-135m")
-    train, test = load_task_data("sst2", str(args.data), "dev", seed=args.seed, limit=args.train)
+    train, test = load_task_data(SST2_FORMAT, str(args.data), "dev", seed=args.seed, limit=args.train)
     rows = []
     if not args.skip_baseline:
         rows.append(("transformers, base recomputed each epoch, fp32", *baseline(checkpoint, train, test, args)))

@@ -20,7 +20,6 @@ recipe when it helps across readouts there, not on the test split.
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import sys
 from pathlib import Path
@@ -31,23 +30,24 @@ import torch  # noqa: E402
 
 import llama  # noqa: E402
 import train as train_script  # noqa: E402
-from data.sources import FORMATS, load_task_data  # noqa: E402
+from data.sources import load_task_data  # noqa: E402
 from data.splits import take  # noqa: E402
 from errors import UserError, exit_on_user_error  # noqa: E402
-from tasks import TASKS  # noqa: E402
+from flags import configured_task, data_settings, readout_choice  # noqa: E402
+from tasks import Task  # noqa: E402
 from training.devices import resolve_device  # noqa: E402
+from training.loading import build_head, load_base, load_data  # noqa: E402
 from training.loop import TrainSettings, train_head  # noqa: E402
 from training.outputs import lookup  # noqa: E402
-from training.steps import apply_decision, build_head, evaluate, load_base, load_data  # noqa: E402
+from training.scoring import evaluate  # noqa: E402
 
 
-def tuning_examples(args: argparse.Namespace, run: list, n: int) -> list:
+def tuning_examples(task: Task, args: argparse.Namespace, run: list, n: int) -> list:
     """n examples of the training part that the run neither trains nor validates on (seeded)."""
-    part, _ = load_task_data(args.task, args.data, args.split, seed=args.seed,
-                              squad_version=args.squad_version or "1.1")
+    part, _ = load_task_data(task.data_format, args.data, args.split, seed=args.seed)
     used = {repr(e) for e in run}
     outside = [e for e in part if repr(e) not in used]
-    return take(outside, n, args.seed + 5, FORMATS[args.task].group)
+    return take(outside, n, args.seed + 5, task.data_format.group)
 
 
 @exit_on_user_error
@@ -60,18 +60,19 @@ def main() -> None:
                    help="SQuAD 2.0: comma-separated thresholds (P, or auto: chosen on validation) to score at")
     own, rest = p.parse_known_args()
     args = train_script.parse_args(rest)
-    task = TASKS[args.task]
+    task = configured_task(args)
     thresholds = [t for t in own.no_answer_thresholds.split(",") if t]
     if thresholds and getattr(args, "squad_version", None) != "2.0":
         raise UserError("--no-answer-thresholds needs --task squad --squad-version 2.0")
-    train, val, _ = load_data(args)
-    tuning = tuning_examples(args, train + val, own.tuning)
+    train, val, _ = load_data(task, data_settings(args))
+    tuning = tuning_examples(task, args, train + val, own.tuning)
     print(f"{len(train)} training, {len(val)} validation, {len(tuning)} tuning examples", flush=True)
-    lm = load_base(args, *resolve_device(args.device, args.dtype))
+    lm = load_base(args.model, args.revision, *resolve_device(args.device, args.dtype))
     tokenizer = llama.load_tokenizer(args.model, revision=args.revision)
     model = build_head(task, lm, args.seed)
-    candidates = task.readouts(args, lm.config)
-    states = {name: task.frozen_pass(model, task.prepare(tokenizer, part, args, candidates), candidates, "ram", name)
+    candidates = task.readouts(readout_choice(args), lm.config)
+    states = {name: task.frozen_pass(model, task.prepare(tokenizer, part, candidates, args.batch_tokens), candidates,
+                                     "ram", name)
                 for name, part in (("train", train), ("val", val), ("tuning", tuning))}
     grid = [(average == "on", float(decay)) for average in own.averages.split(",")
             for decay in own.weight_decays.split(",")]
@@ -87,23 +88,21 @@ def main() -> None:
             history = train_head(model, task, states["train"].only(readout), settings,
                                  val_states=states["val"].only(readout), patience=args.patience, quiet=True)
             best = history[-1]["best_epoch"]
-            scores = [tuning_score(task, model, states, readout, val, tuning, args, t) for t in thresholds or [None]]
+            scores = [tuning_score(task, model, states, readout, val, tuning, t) for t in thresholds or [None]]
             print(f"| {dataclasses.asdict(readout)} | {'on' if average else 'off'} | {decay:g} | {best} | "
                   f"{history[best - 1]['val_loss']:.4f} | " + " | ".join(scores) + " |", flush=True)
 
 
-def tuning_score(task, model, states: dict, readout, val: list, tuning: list, args: argparse.Namespace,
-                 threshold: str | None) -> str:
+def tuning_score(task: Task, model, states: dict, readout, val: list, tuning: list, threshold: str | None) -> str:
     """The trained head's score on the tuning set; SQuAD 2.0 at a no-answer `threshold` (auto: chosen on
     validation, as train.py --no-answer-threshold auto does, and shown in brackets)."""
-    args = copy.copy(args)
     if threshold is not None:
-        args.no_answer_threshold = threshold if threshold == "auto" else float(threshold)
+        task = dataclasses.replace(task, no_answer_threshold=threshold if threshold == "auto" else float(threshold))
     if threshold == "auto":
-        apply_decision(args, task.decision_rule(
-            args, lambda: evaluate(task, model, states["val"].only(readout), val, val, args)[0]))
-    metrics, _ = evaluate(task, model, states["tuning"].only(readout), tuning, tuning, args)
-    chosen = f" ({float(args.no_answer_threshold):.3f})" if threshold == "auto" else ""
+        task = task.with_decision(task.decision_rule(
+            lambda: evaluate(task, model, states["val"].only(readout), val, val)[0]))
+    metrics, _ = evaluate(task, model, states["tuning"].only(readout), tuning, tuning)
+    chosen = f" ({float(task.no_answer_threshold):.3f})" if threshold == "auto" else ""
     return f"{lookup(metrics, task.main_metric):.4f}{chosen}"
 
 

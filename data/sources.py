@@ -3,12 +3,14 @@
 `--data` is one of
 - a path: SST-2 as a directory holding GLUE's `train.tsv` / `dev.tsv` or one TSV file;
   SQuAD as a directory holding `train-vX.json` / `dev-vX.json` or one official JSON file;
-- a canonical name, `sst2`, `squad` (v1.1, or v2.0 with `squad_version="2.0"`) or
+- a canonical name, `sst2`, `squad` (the version of the SQuAD format asked for) or
   `squad_v2`, downloaded once from the public location into the cache directory
   (`$LLAMA_HEADS_DATA`, default `~/.cache/llama-heads/data`). A download goes to a
   temporary directory, is parsed and checked against the official example count, and
   only then renamed into place, so the cache never holds a partial or wrong file;
 - `sample`: the small files bundled in `data/samples/` (holdout split only).
+
+What the files are called and how they are read is the task's `DataFormat` (`data.formats`).
 
 A name wins over a same-named directory: write `./sst2` to mean the directory.
 
@@ -28,16 +30,15 @@ import urllib.request
 import zipfile
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Hashable
+from typing import Callable
 
 from errors import ArgumentParser, UserError, exit_on_user_error
 
+from .formats import DataFormat
 from .splits import holdout_split, take
-from .squad import check_answer_spans, read_squad_json
-from .sst2 import read_sst2_tsv
+from .squad import squad_format
+from .sst2 import SST2_FORMAT
 
-SAMPLES = {"sst2": Path(__file__).parent / "samples" / "sst2.tsv",
-           "squad": Path(__file__).parent / "samples" / "squad_v2.json"}
 GLUE_SST2 = "https://dl.fbaipublicfiles.com/glue/data/SST-2.zip"
 SQUAD = "https://rajpurkar.github.io/SQuAD-explorer/dataset/"
 
@@ -66,51 +67,35 @@ def cache_dir() -> Path:
     return Path(os.environ.get("LLAMA_HEADS_DATA") or Path.home() / ".cache" / "llama-heads" / "data")
 
 
-@dataclasses.dataclass(frozen=True)
-class DataFormat:
-    """How one data set's files are named, read, checked, and balanced by a quick --limit."""
-
-    file_names: Callable[[str], tuple[str, str]]  # SQuAD version -> (training file, dev file)
-    read: Callable[[Path], list]
-    group: Callable[[Any], Hashable]  # the class a --limit sample keeps in proportion
-    check: Callable[[list, Path, str], None] = lambda examples, path, squad_version: None
-
-
-def load_task_data(name: str, data: str, split: str = "holdout", seed: int = 1,
-                   limit: int | None = None, eval_limit: int | None = None,
-                   squad_version: str = "1.1") -> tuple[list, list]:
-    """(train, test) examples of data set `name`: `SentenceExample`s for sst2, `QAExample`s for squad.
+def load_task_data(fmt: DataFormat, data: str, split: str = "holdout", seed: int = 1,
+                   limit: int | None = None, eval_limit: int | None = None) -> tuple[list, list]:
+    """(train, test) examples of `data` read in format `fmt` (`SentenceExample`s, `QAExample`s, ...).
 
     `limit` / `eval_limit` keep that many of a seeded shuffle of train / test, stratified
-    by label (SST-2) or by answerable/unanswerable (SQuAD), so a quick run keeps the balance.
+    by the format's `group` (SST-2: the label; SQuAD: answerable or not), so a quick run keeps the balance.
     """
-    if name not in FORMATS:
-        raise UserError(f"unknown task {name!r}: expected {' or '.join(FORMATS)}")
     if split not in ("holdout", "dev"):
         raise UserError(f"unknown split {split!r}: expected holdout or dev")
-    if squad_version not in ("1.1", "2.0"):
-        raise UserError(f"unknown SQuAD version {squad_version!r}: expected 1.1 or 2.0")
-    spec = FORMATS[name]
-    train_path, test_path = resolve_files(name, data, split, squad_version)
-    files = {train_path: spec.read(train_path)} | ({test_path: spec.read(test_path)} if test_path else {})
+    train_path, test_path = resolve_files(fmt, data, split)
+    files = {train_path: fmt.read(train_path)} | ({test_path: fmt.read(test_path)} if test_path else {})
     for path, examples in files.items():
-        spec.check(examples, path, squad_version)
+        fmt.check(examples, path)
     items = files[train_path]
     train, test = holdout_split(items, 0.2, seed) if test_path is None else (items, files[test_path])
-    return take(train, limit, seed, spec.group), take(test, eval_limit, seed, spec.group)
+    return take(train, limit, seed, fmt.group), take(test, eval_limit, seed, fmt.group)
 
 
-def resolve_files(name: str, data: str, split: str, squad_version: str) -> tuple[Path, Path | None]:
+def resolve_files(fmt: DataFormat, data: str, split: str) -> tuple[Path, Path | None]:
     """(training file, dev file or None when the training file is to be split)."""
     if data == "sample":
         if split == "dev":
             raise UserError("the bundled sample has no dev file: use --split holdout with --data sample")
-        return SAMPLES[name], None
+        return fmt.sample, None
     if data in CANONICAL:
-        if not data.startswith(name):
-            raise UserError(f"--data {data} is not data for the {name} task")
-        download = VERSIONED.get((data, squad_version), data)
-        return fetch(download, "train"), fetch(download, "dev") if split == "dev" else None
+        if data not in fmt.downloads:
+            raise UserError(f"--data {data} is not {fmt.name} data")
+        download = fmt.downloads[data]
+        return fetch(download, "train", fmt.read), fetch(download, "dev", fmt.read) if split == "dev" else None
     path = Path(data).expanduser()
     if path.is_file():
         if split == "dev":
@@ -120,7 +105,7 @@ def resolve_files(name: str, data: str, split: str, squad_version: str) -> tuple
     if not path.is_dir():
         raise UserError(f"{data}: no such file or directory, and not one of the names "
                         f"{', '.join(CANONICAL)} or sample")
-    names = FORMATS[name].file_names(squad_version)
+    names = fmt.file_names
     needed = names if split == "dev" else names[:1]
     for file_name in needed:
         if not (path / file_name).is_file():
@@ -129,8 +114,8 @@ def resolve_files(name: str, data: str, split: str, squad_version: str) -> tuple
     return path / names[0], path / names[1] if split == "dev" else None
 
 
-def fetch(name: str, part: str) -> Path:
-    """The cached path of CANONICAL[name][part], downloading and verifying it the first time."""
+def fetch(name: str, part: str, read: Callable[[Path], list]) -> Path:
+    """The cached path of CANONICAL[name][part], downloading it and checking it with `read` the first time."""
     spec = CANONICAL[name][part]
     target = cache_dir() / spec.cache_name
     if target.is_file():
@@ -147,7 +132,7 @@ def fetch(name: str, part: str) -> Path:
                 _extract(raw, s, file)
             else:
                 raw.rename(file)
-            _verify(file, s)
+            _verify(file, s, read)
             ready.append((file, cache_dir() / s.cache_name))
         for file, final in ready:
             os.replace(file, final)  # atomic: the name appears only when the file is complete
@@ -173,9 +158,9 @@ def _extract(archive: Path, spec: Download, dest: Path) -> None:
         raise UserError(f"{spec.url}: not the expected archive ({err}); nothing was saved") from None
 
 
-def _verify(file: Path, spec: Download) -> None:
+def _verify(file: Path, spec: Download, read: Callable[[Path], list]) -> None:
     try:
-        count = len(FORMATS["sst2" if file.suffix == ".tsv" else "squad"].read(file))
+        count = len(read(file))
     except UserError as err:
         raise UserError(f"{spec.url}: the download is not valid ({err}); nothing was saved") from None
     if count != spec.count:
@@ -183,30 +168,14 @@ def _verify(file: Path, spec: Download) -> None:
                         f"{spec.count:,}; nothing was saved")
 
 
-def _check_squad(examples: list, path: Path, squad_version: str) -> None:
-    """Refuse v2 data for a v1.1 run (its unanswerable questions would be scored wrongly);
-    report answers that do not match their context, which are kept."""
-    if squad_version == "1.1" and any(e.is_impossible for e in examples):
-        raise UserError(f"{path} has unanswerable questions (SQuAD 2.0): pass --squad-version 2.0")
-    mismatched = check_answer_spans(examples)
-    if mismatched:
-        print(f"note: {path}: {len(mismatched)} question(s) have an answer that differs from "
-              f"context[answer_start:] (kept), e.g. {', '.join(mismatched[:3])}", file=sys.stderr)
-
-
-FORMATS = {
-    "sst2": DataFormat(lambda version: ("train.tsv", "dev.tsv"), read_sst2_tsv, lambda e: e.label),
-    "squad": DataFormat(lambda version: (f"train-v{version}.json", f"dev-v{version}.json"), read_squad_json,
-                        lambda e: "no answer" if e.is_impossible else "answer", _check_squad),
-}
-VERSIONED = {("squad", "2.0"): "squad_v2"}  # --data squad means the files of --squad-version
+DATA_SETS = {"sst2": lambda version: SST2_FORMAT, "squad": squad_format}  # what the command below reads, by version
 
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    """Load (and on first use download) a task's data and print what the split holds."""
+    """Load (and on first use download) a data set and print what the split holds."""
     parser = ArgumentParser(description=main.__doc__)
-    parser.add_argument("--task", choices=sorted(SAMPLES), required=True)
+    parser.add_argument("--task", choices=sorted(DATA_SETS), required=True, help="whose data set")
     parser.add_argument("--data", required=True, help="a path, sst2, squad, squad_v2 or sample")
     parser.add_argument("--split", choices=("holdout", "dev"), default="holdout")
     parser.add_argument("--squad-version", choices=("1.1", "2.0"), default="1.1")
@@ -214,10 +183,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int)
     parser.add_argument("--eval-limit", type=int)
     args = parser.parse_args(argv)
-    train, test = load_task_data(args.task, args.data, args.split, args.seed, args.limit,
-                                 args.eval_limit, args.squad_version)
+    fmt = DATA_SETS[args.task](args.squad_version)
+    train, test = load_task_data(fmt, args.data, args.split, args.seed, args.limit, args.eval_limit)
     for name, part in (("train", train), ("test", test)):
-        labels = Counter(FORMATS[args.task].group(e) for e in part)
+        labels = Counter(fmt.group(e) for e in part)
         print(f"{name}: {len(part):,} examples ({', '.join(f'{k}: {v:,}' for k, v in sorted(labels.items()))})")
 
 

@@ -13,10 +13,14 @@ such quirks and the metric only compares texts; `check_answer_spans` lists them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import sys
 from pathlib import Path
 
 from errors import UserError
+
+from .formats import DataFormat
 
 
 @dataclasses.dataclass
@@ -105,3 +109,25 @@ def check_answer_spans(examples: list[QAExample]) -> list[str]:
     """Ids of questions with an answer that differs from `context[start:start + len(text)]`."""
     return [e.id for e in examples
             if any(e.context[s:s + len(t)] != t for t, s in zip(e.answers, e.answer_starts))]
+
+
+def squad_format(version: str) -> DataFormat:
+    """SQuAD `version` ("1.1" or "2.0"): its file names, and `--data squad` downloads that version."""
+    if version not in ("1.1", "2.0"):
+        raise UserError(f"unknown SQuAD version {version!r}: expected 1.1 or 2.0")
+    return DataFormat(f"SQuAD v{version}", (f"train-v{version}.json", f"dev-v{version}.json"), read_squad_json,
+                      lambda e: "no answer" if e.is_impossible else "answer",
+                      Path(__file__).parent / "samples" / "squad_v2.json",
+                      {"squad": "squad" if version == "1.1" else "squad_v2", "squad_v2": "squad_v2"},
+                      functools.partial(_check_version, version))
+
+
+def _check_version(version: str, examples: list[QAExample], path: Path) -> None:
+    """Refuse v2 data for a v1.1 run (its unanswerable questions would be scored wrongly);
+    report answers that do not match their context, which are kept."""
+    if version == "1.1" and any(e.is_impossible for e in examples):
+        raise UserError(f"{path} has unanswerable questions (SQuAD 2.0): pass --squad-version 2.0")
+    mismatched = check_answer_spans(examples)
+    if mismatched:
+        print(f"note: {path}: {len(mismatched)} question(s) have an answer that differs from "
+              f"context[answer_start:] (kept), e.g. {', '.join(mismatched[:3])}", file=sys.stderr)

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 from errors import UserError
 
+from .formats import DataFormat
+
 if TYPE_CHECKING:
     from llama import Tokenizer
 
@@ -90,3 +92,7 @@ def _read_text(path: Path) -> str:
     except UnicodeDecodeError as err:
         line = path.read_bytes()[: err.start].count(b"\n") + 1
         raise UserError(f"{path}:{line}: not UTF-8 text ({err.reason})") from None
+
+
+SST2_FORMAT = DataFormat("SST-2", ("train.tsv", "dev.tsv"), read_sst2_tsv, lambda e: e.label,
+                         Path(__file__).parent / "samples" / "sst2.tsv", {"sst2": "sst2"})

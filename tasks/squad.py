@@ -1,11 +1,12 @@
-"""SQuAD: windows (plain or echoed), the token states the head reads, the span head, a generation baseline."""
+"""Extractive QA (SQuAD): windows (plain or echoed), the token states the head reads, the span head, a generation
+baseline. `SQUAD` is the instance with the flags' defaults; a run replaces its version, window sizes and
+no-answer threshold (`dataclasses.replace`)."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 import torch
@@ -14,16 +15,17 @@ from data.batching import padding_fraction, token_budget_batches
 from data.progress import Progress
 from data.qa_answers import answer_questions
 from data.qa_windows import QAWindow, make_windows
-from data.squad import QAExample
+from data.formats import DataFormat
+from data.squad import QAExample, squad_format
 from heads import QuestionAnswerer, SpanReadout, StreamedStates, TokenStateTable, qa_loss
 from heads.cache import keep_positions
 from heads.store import StateStore, chunked_pass, digest
 from llama import LlamaConfig, LlamaForCausalLM, Tokenizer
 from llama.chat import chat_prompt
 from llama.generate import generate
-from metrics import bleu, rouge, squad
+from metrics import squad
 
-from .task import Task, candidate_blocks
+from .task import ReadoutChoice, Task, candidate_blocks
 
 PROMPT = ("Answer the question with a short phrase copied from the context{no_answer}.\n\n"
           "Context: {context}\n\nQuestion: {question}\nAnswer:")
@@ -81,24 +83,189 @@ class WindowStates:
         return self.stores[readout.block].batch(indices)
 
 
-def readouts(args: argparse.Namespace, config: LlamaConfig) -> list[SpanReadout]:
-    return [SpanReadout(k, args.echo) for k in candidate_blocks(str(args.block), config.num_hidden_layers)]
+@dataclasses.dataclass(frozen=True)
+class ExtractiveQA(Task):
+    """An answer span per question, from start/end logits of a linear `qa_outputs` on every token's state."""
 
+    squad_version: str = "1.1"  # "2.0" adds unanswerable questions and the no-answer rule
+    max_length: int = 384  # tokens per window (one copy, with echo)
+    doc_stride: int = 128  # overlap between the windows of one context
+    no_answer_threshold: float | str = 0.5  # SQuAD 2.0: answer "" above this no-answer probability; or "auto"
+    default_data: str = "squad"
 
-def readout_from(fields: dict) -> SpanReadout:
-    return SpanReadout(int(fields["block"]), bool(fields["echo"]))
+    head_class: ClassVar = QuestionAnswerer
+    per_token: ClassVar = True
+    main_metric: ClassVar = "squad.f1"
+    own_flags: ClassVar = ("squad_version", "max_length", "doc_stride", "no_answer_threshold")
+    recipes: ClassVar = {
+        "converged": {"lr": 1e-3, "batch_size": 16, "epochs": 60, "schedule": "constant", "weight_decay": 0.0,
+                      "average": True, "val_fraction": 0.1, "patience": 5, "block": "auto", "echo": True},
+        "report": {"lr": 5e-5, "batch_size": 32, "epochs": 2, "schedule": "linear", "weight_decay": 0.0,
+                   "average": False, "val_fraction": 0.0, "block": "last", "echo": False}}
 
+    @property
+    def data_format(self) -> DataFormat:
+        return squad_format(self.squad_version)
 
-def prepare(tokenizer: Tokenizer, examples: list[QAExample], args: argparse.Namespace,
-            candidates: list[SpanReadout]) -> Windows:
-    """Cut every context into windows (echoed if the readouts ask for it)."""
-    windows = make_windows(examples, tokenizer, max_length=args.max_length, doc_stride=args.doc_stride,
+    def readouts(self, choice: ReadoutChoice, config: LlamaConfig) -> list[SpanReadout]:
+        return [SpanReadout(k, bool(choice.echo)) for k in candidate_blocks(choice.block, config.num_hidden_layers)]
+
+    def readout_from(self, fields: dict) -> SpanReadout:
+        return SpanReadout(int(fields["block"]), bool(fields["echo"]))
+
+    def prepare(self, tokenizer: Tokenizer, examples: list[QAExample], candidates: list[SpanReadout],
+                batch_tokens: int) -> Windows:
+        """Cut every context into windows (echoed if the readouts ask for it)."""
+        windows = make_windows(examples, tokenizer, max_length=self.max_length, doc_stride=self.doc_stride,
                                echo=candidates[0].echo)
-    if not candidates[0].echo:
-        return Windows(windows, None, windows, tokenizer.pad_id, args.batch_tokens)
-    kept = [[0] + [i for i, span in enumerate(w.offsets) if span is not None] for w in windows]
-    return Windows(windows, kept, [head_view(w, k) for w, k in zip(windows, kept)], tokenizer.pad_id,
-                   args.batch_tokens)
+        if not candidates[0].echo:
+            return Windows(windows, None, windows, tokenizer.pad_id, batch_tokens)
+        kept = [[0] + [i for i, span in enumerate(w.offsets) if span is not None] for w in windows]
+        return Windows(windows, kept, [head_view(w, k) for w, k in zip(windows, kept)], tokenizer.pad_id,
+                       batch_tokens)
+
+    def frozen_pass(self, qa: QuestionAnswerer, prepared: Windows, candidates: list[SpanReadout], place: str,
+                    desc: str, store: StateStore | None = None) -> WindowStates:
+        """Run the base once over every window and store every token's state of each readout's block.
+
+        `place` is where the states go ("accelerator", "ram", "disk"), or "stream": store nothing and
+        rerun the frozen pass for each training batch. With a `store`, the states are kept there (each
+        block an entry, on disk) and only windows it lacks are computed; the table is then copied to `place`.
+        """
+        sequences = [w.input_ids for w in prepared.windows]
+        lengths = prepared.lengths
+        blocks = sorted({r.block for r in candidates})
+        device = qa.model.embed_tokens.weight.device
+        if place == "stream":
+            stores = {k: StreamedStates(sequences, prepared.pad_id, functools.partial(qa.states, block=k),
+                                        input_device=device, device=device, positions=prepared.kept) for k in blocks}
+            padding = 0.0
+        else:
+            dim, rows = qa.config.hidden_size, sum(prepared.cached_lengths)
+            inputs = digest(sequences, prepared.kept)
+            entries = {k: store.entry({"states": "window tokens", "block": k}, len(sequences), rows, dim, np.uint16,
+                                      inputs) if store else None for k in blocks}
+            stores = {k: TokenStateTable(prepared.cached_lengths, dim, place="disk" if entries[k] else place,
+                                         device=device, bits=entries[k].states if entries[k] else None)
+                      for k in blocks}
+            batches = token_budget_batches(lengths, prepared.batch_tokens)
+            for batch, input_ids, attention_mask in chunked_pass(sequences, batches, prepared.pad_id, device, desc,
+                                                                 list(entries.values())):
+                for k, hidden in zip(blocks, qa.states(input_ids, attention_mask, block=blocks)):
+                    if prepared.kept is not None:
+                        hidden = keep_positions(hidden, [prepared.kept[i] for i in batch])
+                    stores[k].write_batch(batch, hidden)
+            stores = {k: table.moved_to(place) for k, table in stores.items()}
+            padding = padding_fraction(batches, lengths)
+        views = prepared.views
+        return WindowStates(stores, views, torch.tensor([v.start_position for v in views], device=device),
+                              torch.tensor([v.end_position for v in views], device=device), candidates, padding)
+
+    def batch_loss(self, qa: QuestionAnswerer, states: WindowStates, indices: list[int]) -> torch.Tensor:
+        start_logits, end_logits = qa.span_logits(*states.batch(indices))
+        return qa_loss(start_logits, end_logits, states.starts[indices], states.ends[indices])
+
+    def predict(self, qa: QuestionAnswerer, states: WindowStates, examples: list[QAExample],
+                batch_size: int = 64) -> list[dict]:
+        """Head logits -> the best span per question (and, for SQuAD 2.0, its no-answer probability:
+        sigmoid(null score - best span score), 0.5 where the two are equal)."""
+        start_logits: list[np.ndarray] = []
+        end_logits: list[np.ndarray] = []
+        with torch.no_grad():
+            for first in range(0, len(states), batch_size):
+                indices = list(range(first, min(first + batch_size, len(states))))
+                s, e = (logits.float().cpu() for logits in qa.span_logits(*states.batch(indices)))
+                for row, index in enumerate(indices):
+                    T = len(states.windows[index].input_ids)
+                    start_logits.append(s[row, :T].numpy())
+                    end_logits.append(e[row, :T].numpy())
+        spans, no_answer_probs = answer_questions(examples, states.windows, start_logits, end_logits)
+        if self.squad_version != "2.0":
+            return [{"text": spans[e.id]} for e in examples]
+        # The best span is kept even where the no-answer slot wins: `score` abstains by the threshold.
+        return [{"text": spans[e.id], "no_answer_prob": no_answer_probs[e.id]} for e in examples]
+
+    def prompt_predict(self, lm: LlamaForCausalLM, tokenizer: Tokenizer, examples: list[QAExample], batch_tokens: int,
+                       batch_size: int = 8, max_new_tokens: int = 24) -> list[dict]:
+        """Ask the LM to answer by greedy generation; the first line of its reply is the answer.
+
+        Instruct models with ChatML tokens (SmolLM2) get the prompt as a user turn.
+        """
+        hint = NO_ANSWER_HINT if self.squad_version == "2.0" else ""
+        prompts = [PROMPT.format(no_answer=hint, context=e.context, question=e.question) for e in examples]
+        if tokenizer.token_to_id("<|im_start|>") is not None:
+            prompts = [chat_prompt(p) for p in prompts]
+        newline = tokenizer.encode("\n", add_bos=False)
+        stop_ids = tokenizer.eos_ids + (newline if len(newline) == 1 else [])
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths share a batch
+        answers = [""] * len(examples)
+        with Progress(len(order), "zero-shot prompt", "question") as progress:
+            for first in range(0, len(order), batch_size):
+                batch = order[first:first + batch_size]
+                replies = generate(lm, tokenizer, [prompts[i] for i in batch], max_new_tokens=max_new_tokens,
+                                   stop_ids=stop_ids)
+                for i, reply in zip(batch, replies):
+                    answer = reply.strip().split("\n")[0].strip()
+                    answers[i] = "" if answer.lower().strip(" .") == NO_ANSWER_WORD else answer
+                progress.update(len(batch))
+        return [{"text": answer} for answer in answers]
+
+    def score(self, examples: list[QAExample], predictions: list[dict]) -> tuple[dict, list[dict]]:
+        """Official SQuAD scores over all questions; BLEU/ROUGE over the answerable ones.
+
+        With no-answer probabilities (the SQuAD 2.0 head) a question is answered "" where its
+        probability is above `--no-answer-threshold`; they also give the official best_* keys.
+        """
+        with_probs = bool(predictions) and all("no_answer_prob" in p for p in predictions)
+        no_answer_probs = {e.id: p["no_answer_prob"] for e, p in zip(examples, predictions)} if with_probs else None
+        spans = {e.id: p["text"] for e, p in zip(examples, predictions)}
+        threshold = self.threshold() if with_probs else 1.0
+        answers = {i: "" if with_probs and no_answer_probs[i] > threshold else text for i, text in spans.items()}
+        references = {e.id: ([] if e.is_impossible else e.answers) for e in examples}
+        results = {"squad": squad.scores(spans, references, no_answer_probs=no_answer_probs,
+                                         no_answer_threshold=threshold)}
+        answerable = [e for e in examples if not e.is_impossible]
+        if answerable:
+            from metrics import bleu, rouge  # here, not at the top: reading the head class (count_params.py) needs neither
+            texts = [answers[e.id] for e in answerable]
+            golds = [e.answers for e in answerable]
+            results["bleu"] = bleu.corpus_bleu(texts, golds)
+            results["rouge"] = rouge.scores(texts, golds)
+        rows = [{"id": e.id, "question": e.question, "prediction": answers[e.id], "answers": references[e.id],
+                 **({"no_answer_prob": round(no_answer_probs[e.id], 6)} if no_answer_probs else {})}
+                for e in examples]
+        return results, rows
+
+    def threshold(self) -> float:
+        """The no-answer threshold as a probability; auto before the validation slice has chosen it (or
+        without one): 0.5, where the no-answer slot's score and the best span's are equal."""
+        return 0.5 if self.no_answer_threshold == "auto" else float(self.no_answer_threshold)
+
+    def decision_rule(self, validation_metrics: Callable[[], dict | None]) -> dict:
+        """SQuAD 2.0, --no-answer-threshold auto: the threshold with the best validation F1.
+
+        It is the official script's `best_f1_thresh` (BERT's tuned null threshold), found on the
+        validation slice instead of the test split. The default is 0.5, not auto: with 40
+        validation questions (`--limit 400`) the chosen threshold cost 9 F1 points on 600 other
+        training-part questions (README, SQuAD v2.0); it needs a validation slice of hundreds.
+        """
+        if self.no_answer_threshold != "auto" or self.squad_version != "2.0":
+            return {}  # v1.1 never abstains
+        metrics = validation_metrics()
+        return {} if metrics is None else {"no_answer_threshold": metrics["squad"]["best_f1_thresh"]}
+
+    def headline(self, metrics: dict) -> str:
+        s = metrics["squad"]
+        return f"exact {s['exact']:.2f}  f1 {s['f1']:.2f}  (0-100)"
+
+    def metric_rows(self, metrics: dict) -> list[tuple[str, str]]:
+        """Official EM/F1 (plus the v2.0 no-answer rows when the run has them), BLEU and ROUGE."""
+        rows = [("Exact match (0-100)", "squad.exact"), ("Token F1 (0-100)", "squad.f1")]
+        if "NoAns_total" in metrics.get("fine_tuned", {}).get("squad", {}):
+            rows += [("HasAns F1 (0-100)", "squad.HasAns_f1"), ("NoAns exact (0-100)", "squad.NoAns_exact"),
+                     ("Best F1, threshold fitted on the test split (0-100)", "squad.best_f1")]
+        return rows + [("BLEU (0-1)", "bleu.bleu"), ("ROUGE-1 (0-1)", "rouge.rouge1"),
+                       ("ROUGE-2 (0-1)", "rouge.rouge2"), ("ROUGE-L (0-1)", "rouge.rougeL")]
 
 
 def head_view(window: QAWindow, kept: list[int]) -> QAWindow:
@@ -107,171 +274,5 @@ def head_view(window: QAWindow, kept: list[int]) -> QAWindow:
                      kept.index(window.start_position), kept.index(window.end_position))
 
 
-def frozen_pass(qa: QuestionAnswerer, prepared: Windows, candidates: list[SpanReadout], place: str,
-                desc: str, store: StateStore | None = None) -> WindowStates:
-    """Run the base once over every window and store every token's state of each readout's block.
 
-    `place` is where the states go ("accelerator", "ram", "disk"), or "stream": store nothing and
-    rerun the frozen pass for each training batch. With a `store`, the states are kept there (each
-    block an entry, on disk) and only windows it lacks are computed; the table is then copied to `place`.
-    """
-    sequences = [w.input_ids for w in prepared.windows]
-    lengths = prepared.lengths
-    blocks = sorted({r.block for r in candidates})
-    device = qa.model.embed_tokens.weight.device
-    if place == "stream":
-        stores = {k: StreamedStates(sequences, prepared.pad_id, functools.partial(qa.states, block=k),
-                                    input_device=device, device=device, positions=prepared.kept) for k in blocks}
-        padding = 0.0
-    else:
-        dim, rows = qa.config.hidden_size, sum(prepared.cached_lengths)
-        inputs = digest(sequences, prepared.kept)
-        entries = {k: store.entry({"states": "window tokens", "block": k}, len(sequences), rows, dim, np.uint16, inputs)
-                   if store else None for k in blocks}
-        stores = {k: TokenStateTable(prepared.cached_lengths, dim, place="disk" if entries[k] else place,
-                                     device=device, bits=entries[k].states if entries[k] else None)
-                  for k in blocks}
-        batches = token_budget_batches(lengths, prepared.batch_tokens)
-        for batch, input_ids, attention_mask in chunked_pass(sequences, batches, prepared.pad_id, device, desc,
-                                                             list(entries.values())):
-            for k, hidden in zip(blocks, qa.states(input_ids, attention_mask, block=blocks)):
-                if prepared.kept is not None:
-                    hidden = keep_positions(hidden, [prepared.kept[i] for i in batch])
-                stores[k].write_batch(batch, hidden)
-        stores = {k: table.moved_to(place) for k, table in stores.items()}
-        padding = padding_fraction(batches, lengths)
-    views = prepared.views
-    return WindowStates(stores, views, torch.tensor([v.start_position for v in views], device=device),
-                          torch.tensor([v.end_position for v in views], device=device), candidates, padding)
-
-
-def batch_loss(qa: QuestionAnswerer, states: WindowStates, indices: list[int]) -> torch.Tensor:
-    start_logits, end_logits = qa.span_logits(*states.batch(indices))
-    return qa_loss(start_logits, end_logits, states.starts[indices], states.ends[indices])
-
-
-def predict(qa: QuestionAnswerer, states: WindowStates, examples: list[QAExample], args: argparse.Namespace,
-            batch_size: int = 64) -> list[dict]:
-    """Head logits -> the best span per question (and, for SQuAD 2.0, its no-answer probability:
-    sigmoid(null score - best span score), 0.5 where the two are equal)."""
-    start_logits: list[np.ndarray] = []
-    end_logits: list[np.ndarray] = []
-    with torch.no_grad():
-        for first in range(0, len(states), batch_size):
-            indices = list(range(first, min(first + batch_size, len(states))))
-            s, e = (logits.float().cpu() for logits in qa.span_logits(*states.batch(indices)))
-            for row, index in enumerate(indices):
-                T = len(states.windows[index].input_ids)
-                start_logits.append(s[row, :T].numpy())
-                end_logits.append(e[row, :T].numpy())
-    spans, no_answer_probs = answer_questions(examples, states.windows, start_logits, end_logits)
-    if args.squad_version != "2.0":
-        return [{"text": spans[e.id]} for e in examples]
-    # The best span is kept even where the no-answer slot wins: `score` abstains by the threshold.
-    return [{"text": spans[e.id], "no_answer_prob": no_answer_probs[e.id]} for e in examples]
-
-
-def prompt_predict(lm: LlamaForCausalLM, tokenizer: Tokenizer, examples: list[QAExample], args: argparse.Namespace,
-                   batch_size: int = 8, max_new_tokens: int = 24) -> list[dict]:
-    """Ask the LM to answer by greedy generation; the first line of its reply is the answer.
-
-    Instruct models with ChatML tokens (SmolLM2) get the prompt as a user turn.
-    """
-    hint = NO_ANSWER_HINT if args.squad_version == "2.0" else ""
-    prompts = [PROMPT.format(no_answer=hint, context=e.context, question=e.question) for e in examples]
-    if tokenizer.token_to_id("<|im_start|>") is not None:
-        prompts = [chat_prompt(p) for p in prompts]
-    newline = tokenizer.encode("\n", add_bos=False)
-    stop_ids = tokenizer.eos_ids + (newline if len(newline) == 1 else [])
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths share a batch
-    answers = [""] * len(examples)
-    with Progress(len(order), "zero-shot prompt", "question") as progress:
-        for first in range(0, len(order), batch_size):
-            batch = order[first:first + batch_size]
-            replies = generate(lm, tokenizer, [prompts[i] for i in batch], max_new_tokens=max_new_tokens,
-                               stop_ids=stop_ids)
-            for i, reply in zip(batch, replies):
-                answer = reply.strip().split("\n")[0].strip()
-                answers[i] = "" if answer.lower().strip(" .") == NO_ANSWER_WORD else answer
-            progress.update(len(batch))
-    return [{"text": answer} for answer in answers]
-
-
-def score(examples: list[QAExample], predictions: list[dict], args: argparse.Namespace) -> tuple[dict, list[dict]]:
-    """Official SQuAD scores over all questions; BLEU/ROUGE over the answerable ones.
-
-    With no-answer probabilities (the SQuAD 2.0 head) a question is answered "" where its
-    probability is above `--no-answer-threshold`; they also give the official best_* keys.
-    """
-    with_probs = bool(predictions) and all("no_answer_prob" in p for p in predictions)
-    no_answer_probs = {e.id: p["no_answer_prob"] for e, p in zip(examples, predictions)} if with_probs else None
-    spans = {e.id: p["text"] for e, p in zip(examples, predictions)}
-    threshold = no_answer_threshold(args) if with_probs else 1.0
-    answers = {i: "" if with_probs and no_answer_probs[i] > threshold else text for i, text in spans.items()}
-    references = {e.id: ([] if e.is_impossible else e.answers) for e in examples}
-    results = {"squad": squad.scores(spans, references, no_answer_probs=no_answer_probs,
-                                     no_answer_threshold=threshold)}
-    answerable = [e for e in examples if not e.is_impossible]
-    if answerable:
-        texts = [answers[e.id] for e in answerable]
-        golds = [e.answers for e in answerable]
-        results["bleu"] = bleu.corpus_bleu(texts, golds)
-        results["rouge"] = rouge.scores(texts, golds)
-    rows = [{"id": e.id, "question": e.question, "prediction": answers[e.id], "answers": references[e.id],
-             **({"no_answer_prob": round(no_answer_probs[e.id], 6)} if no_answer_probs else {})}
-            for e in examples]
-    return results, rows
-
-
-def no_answer_threshold(args: argparse.Namespace) -> float:
-    """--no-answer-threshold as a probability; auto before the validation slice has chosen it (or
-    without one): 0.5, where the no-answer slot's score and the best span's are equal."""
-    return 0.5 if args.no_answer_threshold == "auto" else float(args.no_answer_threshold)
-
-
-def decision_rule(args: argparse.Namespace, validation_metrics: Callable[[], dict | None]) -> dict:
-    """SQuAD 2.0, --no-answer-threshold auto: the threshold with the best validation F1.
-
-    It is the official script's `best_f1_thresh` (BERT's tuned null threshold), found on the
-    validation slice instead of the test split. The default is 0.5, not auto: with 40
-    validation questions (`--limit 400`) the chosen threshold cost 9 F1 points on 600 other
-    training-part questions (README, SQuAD v2.0); it needs a validation slice of hundreds.
-    """
-    if args.no_answer_threshold != "auto" or args.squad_version != "2.0":
-        return {}  # v1.1 never abstains
-    metrics = validation_metrics()
-    return {} if metrics is None else {"no_answer_threshold": metrics["squad"]["best_f1_thresh"]}
-
-
-def headline(metrics: dict) -> str:
-    s = metrics["squad"]
-    return f"exact {s['exact']:.2f}  f1 {s['f1']:.2f}  (0-100)"
-
-
-def metric_rows(metrics: dict) -> list[tuple[str, str]]:
-    """Official EM/F1 (plus the v2.0 no-answer rows when the run has them), BLEU and ROUGE."""
-    rows = [("Exact match (0-100)", "squad.exact"), ("Token F1 (0-100)", "squad.f1")]
-    if "NoAns_total" in metrics.get("fine_tuned", {}).get("squad", {}):
-        rows += [("HasAns F1 (0-100)", "squad.HasAns_f1"), ("NoAns exact (0-100)", "squad.NoAns_exact"),
-                 ("Best F1, threshold fitted on the test split (0-100)", "squad.best_f1")]
-    return rows + [("BLEU (0-1)", "bleu.bleu"), ("ROUGE-1 (0-1)", "rouge.rouge1"),
-                   ("ROUGE-2 (0-1)", "rouge.rouge2"), ("ROUGE-L (0-1)", "rouge.rougeL")]
-
-
-SQUAD = Task(
-    name="squad", head_class=QuestionAnswerer, label_names=("start", "end"),
-    defaults={"data": "squad", "squad_version": "1.1", "max_length": 384, "doc_stride": 128,
-              "no_answer_threshold": 0.5},
-    recipes={"converged": {"lr": 1e-3, "batch_size": 16, "epochs": 60, "schedule": "constant",
-                           "weight_decay": 0.0, "average": True,
-                           "val_fraction": 0.1, "patience": 5, "block": "auto", "echo": True},
-             "report": {"lr": 5e-5, "batch_size": 32, "epochs": 2, "schedule": "linear",
-                        "weight_decay": 0.0, "average": False,
-                        "val_fraction": 0.0, "block": "last", "echo": False}},
-    own_flags=("squad_version", "max_length", "doc_stride", "no_answer_threshold"),
-    per_token=True,
-    main_metric="squad.f1",
-    readouts=readouts, readout_from=readout_from, prepare=prepare, frozen_pass=frozen_pass, batch_loss=batch_loss,
-    predict=predict, prompt_predict=prompt_predict, score=score, decision_rule=decision_rule,
-    headline=headline, metric_rows=metric_rows,
-)
+SQUAD = ExtractiveQA(name="squad", label_names=("start", "end"))

@@ -1,66 +1,118 @@
-"""The record that describes one task to train.py and eval.py.
+"""What every task gives train.py and eval.py: the `Task` class, and the readout choice the flags make.
 
-Everything that differs between SST-2 and SQuAD lives in one `Task` value per task
-(`tasks/sst2.py`, `tasks/squad.py`), so the scripts and the loop never ask which task
-they run: they call its operations, in this order:
+Everything that differs between SST-2 and SQuAD lives in one `Task` subclass per task
+(`tasks/sst2.py`, `tasks/squad.py`), so the scripts and the loop never ask which task they
+run: they call its methods, in this order:
 
     readouts -> prepare (tokens, cheap) -> frozen_pass (states) -> batch_loss (training)
     -> predict -> decision_rule (on validation) -> score;  prompt_predict -> score for the LM's own answers.
 
-A *readout* says which frozen state the head reads (the block, echo, the pooling): a
-`heads.readout` dataclass, recorded in the head file so eval.py rebuilds the same.
-`predict` returns one JSON-able prediction per example, so ranks of a data-parallel run can
-send theirs to rank 0, which alone scores them.
+A task is a frozen dataclass: what a run configures (SQuAD's version, window sizes and
+no-answer threshold) and what a task is about (its label names, its data format) are fields
+of the instance, so a third task over other files is one more instance or a small subclass.
+A *readout* says which frozen state the head reads (`heads.readout`); it is recorded in the
+head file so eval.py rebuilds the same. `predict` returns one JSON-able prediction per
+example, so ranks of a data-parallel run can send theirs to rank 0, which alone scores them.
 """
 
 from __future__ import annotations
 
-import argparse
+import abc
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import torch
 
+from data.formats import DataFormat
 from errors import UserError
 from heads import FrozenBackboneHead
+from heads.store import StateStore
 from llama import LlamaConfig, LlamaForCausalLM, Tokenizer
 
 Scores = tuple[dict, list[dict]]  # (metrics, one report row per test example)
 BLOCK_FRACTIONS = (1 / 2, 2 / 3, 5 / 6, 1)  # --block auto: the blocks tried, as fractions of the depth
+RECIPES = ("converged", "report")
 
 
 @dataclasses.dataclass(frozen=True)
-class Task:
-    name: str
-    head_class: type[FrozenBackboneHead]
+class ReadoutChoice:
+    """What the flags say about the readout: `block` "auto", "last" or a number; `echo` None where
+    the task may choose it (SST-2); `pool` "auto", "last" or "mean" (classification only)."""
+
+    block: str
+    echo: bool | None
+    pool: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Task(abc.ABC):
+    """One task; a subclass also gives `data_format` (a `data.formats.DataFormat`: how its files are
+    named and read) and `default_data` (--data when none is given), as fields or properties."""
+
+    name: str  # the --task name
     label_names: tuple[str, ...]  # what the head's output rows mean (classes, or span start/end)
-    defaults: dict[str, Any]  # defaults of the data flags (data set, window sizes)
-    # Defaults of the training flags per --recipe: "converged" (validation-selected, the default) and
+
+    head_class: ClassVar[type[FrozenBackboneHead]]
+    per_token: ClassVar[bool]  # caches every token's state (SQuAD) rather than one vector per example (SST-2)
+    main_metric: ClassVar[str]  # the key path of the score that judges readouts on validation (and the plots show)
+    own_flags: ClassVar[tuple[str, ...]]  # flags that only this task takes
+    # Defaults of the recipe flags per --recipe: "converged" (validation-selected, the default) and
     # "report" (the original report's hyperparameters, last block, no validation slice).
-    recipes: dict[str, dict[str, Any]]
-    own_flags: tuple[str, ...]  # flags that only this task takes
-    per_token: bool  # caches every token's state (SQuAD) rather than one vector per example (SST-2)
-    main_metric: str  # the key path of the score that judges readouts on validation (and the plots show)
-    # The candidate readouts the flags allow (one, or several for validation to choose from).
-    readouts: Callable[[argparse.Namespace, LlamaConfig], list]
-    readout_from: Callable[[dict], Any]  # a readout back from the head file's metadata
-    # Token sequences for the frozen pass, (tokenizer, examples, args, readouts) -> prepared; `.lengths`.
-    prepare: Callable[[Tokenizer, list, argparse.Namespace, list], Any]
-    # The frozen pass: (head, prepared, readouts, place, progress label) -> states with `.only(readout)`.
-    frozen_pass: Callable[[FrozenBackboneHead, Any, list, str, str], Any]
-    # The loss of one batch of cached training items: (head, one readout's states, indices) -> scalar.
-    batch_loss: Callable[[FrozenBackboneHead, Any, list[int]], torch.Tensor]
-    # The head's prediction per example: (head, one readout's states, examples, args).
-    predict: Callable[[FrozenBackboneHead, Any, list, argparse.Namespace], list]
-    # The language model's own zero-shot prediction per example: (lm, tokenizer, examples, args).
-    prompt_predict: Callable[[LlamaForCausalLM, Tokenizer, list, argparse.Namespace], list]
-    score: Callable[[list, list, argparse.Namespace], Scores]  # (examples, predictions, args)
-    # The prediction rule's free settings, chosen on the validation slice after training (SQuAD 2.0: the no-answer
-    # threshold): (args, a call scoring the validation slice) -> {flag: value}; {} when nothing is left to choose.
-    # The call runs only when something is (on every rank: it is collective; it gives None on ranks other than 0).
-    decision_rule: Callable[[argparse.Namespace, Callable[[], dict | None]], dict]
-    headline: Callable[[dict], str]  # the one line of scores printed after each evaluation
-    metric_rows: Callable[[dict], list[tuple[str, str]]]  # report.md rows: (label, key path into metrics)
+    recipes: ClassVar[dict[str, dict[str, Any]]]
+
+    @abc.abstractmethod
+    def readouts(self, choice: ReadoutChoice, config: LlamaConfig) -> list:
+        """The candidate readouts the choice allows: one, or several for validation to choose from."""
+
+    @abc.abstractmethod
+    def readout_from(self, fields: dict):
+        """A readout back from the head file's metadata (`dataclasses.asdict` of one)."""
+
+    @abc.abstractmethod
+    def prepare(self, tokenizer: Tokenizer, examples: list, candidates: list, batch_tokens: int):
+        """Token sequences for the frozen pass (cheap: no model runs); `.lengths`, `.cached_lengths`."""
+
+    @abc.abstractmethod
+    def frozen_pass(self, head: FrozenBackboneHead, prepared, candidates: list, place: str, desc: str,
+                    store: StateStore | None = None):
+        """Run the frozen base over `prepared` once and cache every candidate's states in `place`;
+        the result has `.only(readout)` and `len()`, and is what `batch_loss` and `predict` read.
+        With a `store`, the states it holds are reused and the rest computed and kept there."""
+
+    @abc.abstractmethod
+    def batch_loss(self, head: FrozenBackboneHead, states, indices: list[int]) -> torch.Tensor:
+        """The mean loss of the cached items `indices` of one readout's states: a scalar."""
+
+    @abc.abstractmethod
+    def predict(self, head: FrozenBackboneHead, states, examples: list) -> list:
+        """The head's JSON-able prediction per example, from one readout's cached states."""
+
+    @abc.abstractmethod
+    def prompt_predict(self, lm: LlamaForCausalLM, tokenizer: Tokenizer, examples: list, batch_tokens: int) -> list:
+        """The language model's own zero-shot prediction per example."""
+
+    @abc.abstractmethod
+    def score(self, examples: list, predictions: list) -> Scores:
+        """Metrics over all examples, and one report row per example."""
+
+    def decision_rule(self, validation_metrics: Callable[[], dict | None]) -> dict:
+        """The prediction rule's settings left to choose on the validation slice after training, as
+        {field: value} for `with_decision`; {} when there is nothing to choose. `validation_metrics`
+        scores the slice (on every rank: it is collective; None on ranks other than 0): call it only
+        when something is to be chosen."""
+        return {}
+
+    def with_decision(self, decision: dict) -> "Task":
+        """This task with the fields left at "auto" set to the values chosen on validation."""
+        return dataclasses.replace(self, **{k: v for k, v in decision.items() if getattr(self, k) == "auto"})
+
+    @abc.abstractmethod
+    def headline(self, metrics: dict) -> str:
+        """The one line of scores printed after each evaluation."""
+
+    @abc.abstractmethod
+    def metric_rows(self, metrics: dict) -> list[tuple[str, str]]:
+        """report.md rows: (label, key path into metrics)."""
 
 
 def candidate_blocks(flag: str, depth: int) -> list[int]:

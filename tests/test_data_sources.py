@@ -13,6 +13,8 @@ import pytest
 
 from data import sources
 from data.sources import Download, load_task_data
+from data.squad import squad_format
+from data.sst2 import SST2_FORMAT
 from errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,59 +42,62 @@ def sst2_dir(tmp_path: Path) -> Path:
 
 
 def test_directory_holdout_is_the_80_20_split_of_train_only(sst2_dir):
-    train, test = load_task_data("sst2", str(sst2_dir), "holdout", seed=1)
+    train, test = load_task_data(SST2_FORMAT, str(sst2_dir), "holdout", seed=1)
     assert (len(train), len(test)) == (80, 20)
     assert not {e.text for e in train} & {e.text for e in test}
     assert all(int(e.text.split()[1]) < 1000 for e in train + test)
 
 
 def test_directory_dev_trains_on_train_and_tests_on_dev(sst2_dir):
-    train, test = load_task_data("sst2", str(sst2_dir), "dev")
+    train, test = load_task_data(SST2_FORMAT, str(sst2_dir), "dev")
     assert (len(train), len(test)) == (100, 12)
 
 
 def test_limits_keep_the_label_balance(sst2_dir):
-    train, test = load_task_data("sst2", str(sst2_dir), "dev", limit=40, eval_limit=8)
+    train, test = load_task_data(SST2_FORMAT, str(sst2_dir), "dev", limit=40, eval_limit=8)
     assert Counter(e.label for e in train) == {1: 30, 0: 10}
     assert Counter(e.label for e in test) == {1: 6, 0: 2}
 
 
 def test_single_file_splits_but_cannot_give_a_dev_split(sst2_dir):
-    assert [len(p) for p in load_task_data("sst2", str(sst2_dir / "dev.tsv"), "holdout")] == [10, 2]
+    assert [len(p) for p in load_task_data(SST2_FORMAT, str(sst2_dir / "dev.tsv"), "holdout")] == [10, 2]
     with pytest.raises(UserError, match="one file"):
-        load_task_data("sst2", str(sst2_dir / "dev.tsv"), "dev")
+        load_task_data(SST2_FORMAT, str(sst2_dir / "dev.tsv"), "dev")
 
 
 def test_squad_directory_needs_the_versioned_names_and_v2_data_needs_version_2(tmp_path):
     squad_file(tmp_path / "train-v2.0.json", 10, impossible=5)
     with pytest.raises(UserError, match="no dev-v2.0.json"):
-        load_task_data("squad", str(tmp_path), "dev", squad_version="2.0")
+        load_task_data(squad_format("2.0"), str(tmp_path), "dev")
     squad_file(tmp_path / "dev-v2.0.json", 4, impossible=2)
-    train, test = load_task_data("squad", str(tmp_path), "dev", squad_version="2.0", limit=4)
+    train, test = load_task_data(squad_format("2.0"), str(tmp_path), "dev", limit=4)
     assert Counter(e.is_impossible for e in train) == {True: 2, False: 2} and len(test) == 4
     with pytest.raises(UserError, match="pass --squad-version 2.0"):
-        load_task_data("squad", str(tmp_path / "train-v2.0.json"), "holdout", squad_version="1.1")
+        load_task_data(squad_format("1.1"), str(tmp_path / "train-v2.0.json"), "holdout")
 
 
 def test_sample_is_the_bundled_files_and_has_no_dev_split():
-    assert sources.SAMPLES["sst2"].name == "sst2.tsv" and sources.SAMPLES["squad"].name == "squad_v2.json"
+    assert SST2_FORMAT.sample.name == "sst2.tsv" and squad_format("2.0").sample.name == "squad_v2.json"
     with pytest.raises(UserError, match="--split holdout"):
-        load_task_data("sst2", "sample", "dev")
-    for task, version in (("sst2", "1.1"), ("squad", "2.0")):
-        if sources.SAMPLES[task].is_file():
-            train, test = load_task_data(task, "sample", "holdout", squad_version=version)
-            assert len(test) == round((len(train) + len(test)) * 0.2) > 0
+        load_task_data(SST2_FORMAT, "sample", "dev")
+    for fmt in (SST2_FORMAT, squad_format("2.0")):
+        train, test = load_task_data(fmt, "sample", "holdout")
+        assert len(test) == round((len(train) + len(test)) * 0.2) > 0
 
 
-@pytest.mark.parametrize("task, data, problem", [
-    ("sst2", "no/such/dir", "no such file or directory"),
-    ("sst2", "squad", "not data for the sst2 task"),
-    ("squad", "sst2", "not data for the squad task"),
-    ("mnli", "sst2", "unknown task"),
+@pytest.mark.parametrize("fmt, data, problem", [
+    (SST2_FORMAT, "no/such/dir", "no such file or directory"),
+    (SST2_FORMAT, "squad", "not SST-2 data"),
+    (squad_format("1.1"), "sst2", r"not SQuAD v1.1 data"),
 ])
-def test_bad_data_arguments_are_user_errors(task, data, problem):
+def test_bad_data_arguments_are_user_errors(fmt, data, problem):
     with pytest.raises(UserError, match=problem):
-        load_task_data(task, data, "holdout")
+        load_task_data(fmt, data, "holdout")
+
+
+def test_an_unknown_squad_version_is_a_user_error():
+    with pytest.raises(UserError, match="unknown SQuAD version '3.0'"):
+        squad_format("3.0")
 
 
 @pytest.fixture
@@ -120,25 +125,25 @@ def cached_files(mirror: Path) -> list[str]:
 
 
 def test_download_extracts_both_sst2_files_from_one_archive_and_reuses_the_cache(mirror):
-    train, test = load_task_data("sst2", "sst2", "dev")
+    train, test = load_task_data(SST2_FORMAT, "sst2", "dev")
     assert (len(train), len(test)) == (50, 6)
     assert cached_files(mirror) == ["sst2", "sst2/dev.tsv", "sst2/train.tsv"]
     (mirror / "SST-2.zip").unlink()  # a second load must not download again
-    assert [len(p) for p in load_task_data("sst2", "sst2", "holdout")] == [40, 10]
+    assert [len(p) for p in load_task_data(SST2_FORMAT, "sst2", "holdout")] == [40, 10]
 
 
 def test_download_with_the_wrong_count_saves_nothing(mirror, monkeypatch):
     spec = sources.CANONICAL["squad"]["train"]
     monkeypatch.setitem(sources.CANONICAL["squad"], "train", Download(spec.url, spec.cache_name, 87_599))
     with pytest.raises(UserError, match="has 9 examples, the official file 87,599; nothing was saved"):
-        load_task_data("squad", "squad", "holdout")
+        load_task_data(squad_format("1.1"), "squad", "holdout")
     assert cached_files(mirror) == ["squad"]
 
 
 def test_download_of_something_else_saves_nothing(mirror):
     (mirror / "train-v1.1.json").write_text("<html>moved</html>")
     with pytest.raises(UserError, match="download is not valid .*nothing was saved"):
-        load_task_data("squad", "squad", "holdout")
+        load_task_data(squad_format("1.1"), "squad", "holdout")
     assert cached_files(mirror) == ["squad"]
 
 
@@ -146,7 +151,7 @@ def test_offline_download_says_so_in_one_line_and_names_data_path(mirror, monkey
     monkeypatch.setitem(sources.CANONICAL["squad"], "train",
                         Download("http://127.0.0.1:9/train-v1.1.json", "squad/train-v1.1.json", 9))
     with pytest.raises(UserError) as err:
-        load_task_data("squad", "squad", "holdout")
+        load_task_data(squad_format("1.1"), "squad", "holdout")
     assert "cannot download http://127.0.0.1:9/train-v1.1.json" in str(err.value)
     assert "offline?" in str(err.value) and "--data PATH" in str(err.value) and "\n" not in str(err.value)
     assert cached_files(mirror) == ["squad"]

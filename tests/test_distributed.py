@@ -22,7 +22,7 @@ import torch.multiprocessing as mp
 from heads import TokenStateTable
 from tasks import TASKS
 from tasks.sst2 import PooledStates
-from test_loop import HIDDEN, classifier, computed, pooled, question_answerer, settings, windows
+from test_loop import HIDDEN, classifier, computed, pooled, question_answerer, settings, windows, with_batch_loss
 from training import distributed
 from training.distributed import Shard, shard_bounds
 from training.loop import epoch_batches, shard_loss, train_head
@@ -140,8 +140,7 @@ def ranks(tmp_path_factory) -> tuple[list[dict], Path]:
         return SST2.batch_loss(*args)
 
     with pytest.raises(KeyboardInterrupt):
-        train(dict(validation, task=dataclasses.replace(SST2, batch_loss=interrupt_in_epoch_two)),
-              checkpoint=resume_from)
+        train(dict(validation, task=with_batch_loss(SST2, interrupt_in_epoch_two)), checkpoint=resume_from)
     spawn_ranks(str(out), str(resume_from))
     return [torch.load(out / f"rank {r}.pt", weights_only=True) for r in range(WORLD)], out
 

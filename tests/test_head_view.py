@@ -6,7 +6,7 @@ those it gives when it scores every position of the full windows.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 
 import torch
 
@@ -14,26 +14,23 @@ import llama
 from data.qa_answers import answer_questions
 from data.sources import load_task_data
 from heads import QuestionAnswerer
-from tasks import TASKS
-
-ARGS = argparse.Namespace(max_length=160, doc_stride=48, batch_tokens=2048, squad_version="2.0", echo=True,
-                          block="last")
+from tasks import TASKS, ReadoutChoice
 
 
 def test_echo_windows_cache_half_the_states_and_answer_as_the_full_windows_do(tiny):
-    task = TASKS["squad"]
-    _, examples = load_task_data("squad", "sample", "holdout", seed=1, squad_version="2.0", eval_limit=16)
+    task = dataclasses.replace(TASKS["squad"], squad_version="2.0", max_length=160, doc_stride=48)
+    _, examples = load_task_data(task.data_format, "sample", "holdout", seed=1, eval_limit=16)
     lm = llama.load_pretrained(str(tiny), dtype=torch.float32)
     tokenizer = llama.load_tokenizer(str(tiny))
     torch.manual_seed(0)
     qa = QuestionAnswerer(lm.config, backbone=lm.model)
-    (readout,) = task.readouts(ARGS, lm.config)
-    prepared = task.prepare(tokenizer, examples, ARGS, [readout])
+    (readout,) = task.readouts(ReadoutChoice(block="last", echo=True), lm.config)
+    prepared = task.prepare(tokenizer, examples, [readout], batch_tokens=2048)
     assert sum(prepared.cached_lengths) < 0.6 * sum(prepared.lengths)
     for view, window in zip(prepared.views, prepared.windows):  # the labels point at the same tokens
         kept = [0] + [i for i, span in enumerate(window.offsets) if span is not None]
         assert kept[view.start_position] == window.start_position and kept[view.end_position] == window.end_position
-    predictions = task.predict(qa, task.frozen_pass(qa, prepared, [readout], "ram", "test"), examples, ARGS)
+    predictions = task.predict(qa, task.frozen_pass(qa, prepared, [readout], "ram", "test"), examples)
 
     starts, ends = [], []
     with torch.no_grad():

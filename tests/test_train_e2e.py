@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -79,22 +78,23 @@ def test_resume_after_an_interrupted_epoch_matches_an_uninterrupted_run(sst2_run
                                                                         capsys):
     import tasks
 
-    sst2 = tasks.TASKS["sst2"]
+    task_class = type(tasks.TASKS["sst2"])
+    batch_loss = task_class.batch_loss
     calls = {"n": 0}
 
     def interrupt_in_epoch_two(*args):
         calls["n"] += 1
         if calls["n"] == 8:  # 96 examples / 16 = 6 batches per epoch: this is epoch 2
             raise KeyboardInterrupt
-        return sst2.batch_loss(*args)
+        return batch_loss(*args)
 
     out = tmp_path / "run"
     argv = [*SST2, "--model", str(tiny), "--output", str(out)]
-    monkeypatch.setitem(tasks.TASKS, "sst2", dataclasses.replace(sst2, batch_loss=interrupt_in_epoch_two))
+    monkeypatch.setattr(task_class, "batch_loss", interrupt_in_epoch_two)
     code, err = run(train_script, argv, capsys)
     assert code == 130 and "--resume" in err
     assert not (out / "head.safetensors").exists()
-    monkeypatch.setitem(tasks.TASKS, "sst2", sst2)
+    monkeypatch.setattr(task_class, "batch_loss", batch_loss)
     assert run(train_script, [*argv, "--resume"])[0] == 0
     assert metrics_of(out)["fine_tuned"] == metrics_of(sst2_run)["fine_tuned"]
     for name, tensor in head_tensors(out).items():
@@ -240,7 +240,7 @@ def test_an_explicit_cache_place_that_cannot_hold_the_cache_fails_before_any_for
     def no_forward_pass(*args):
         raise AssertionError("the frozen pass ran before the plan refused the run")
 
-    monkeypatch.setitem(tasks.TASKS, "squad", dataclasses.replace(squad, frozen_pass=no_forward_pass))
+    monkeypatch.setattr(type(squad), "frozen_pass", no_forward_pass)
     monkeypatch.setattr(train_script, "free_space", lambda device: FreeSpace(None, 2**10, 2**10, "/tmp"))
     for place in ("memory", "disk"):
         out = tmp_path / place

@@ -8,7 +8,6 @@ The test split never enters: only training and validation states come here.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 
 import torch
@@ -19,12 +18,11 @@ from tasks import Task
 from . import distributed
 from .loop import TrainSettings, train_head
 from .outputs import lookup
-from .steps import evaluate
+from .scoring import evaluate
 
 
 def choose_readout(task: Task, model: FrozenBackboneHead, train_states, val_states, val_examples: list,
-                   all_val_examples: list, settings: TrainSettings, patience: int | None,
-                   args: argparse.Namespace) -> tuple[object, list[dict]]:
+                   all_val_examples: list, settings: TrainSettings, patience: int | None) -> tuple[object, list[dict]]:
     """(the readout with the lowest validation loss, one score row per candidate)."""
     rows = []
     for readout in train_states.readouts:
@@ -35,7 +33,7 @@ def choose_readout(task: Task, model: FrozenBackboneHead, train_states, val_stat
             train, val = distributed.Shard.of(train), distributed.Shard.of(val)
         history = train_head(model, task, train, settings, val_states=val, patience=patience, quiet=True)
         best = history[-1]["best_epoch"]
-        metrics, _ = evaluate(task, model, val_states.only(readout), val_examples, all_val_examples, args)
+        metrics, _ = evaluate(task, model, val_states.only(readout), val_examples, all_val_examples)
         row = {**dataclasses.asdict(readout), "val_loss": history[best - 1]["val_loss"], "best_epoch": best,
                "val_metric": lookup(metrics, task.main_metric)}
         rows.append(row)
