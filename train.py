@@ -127,9 +127,9 @@ def main(argv: list[str] | None = None) -> None:
                     + (f" ({distributed.world_size()} ranks; the plan is rank 0's share)"
                        if distributed.world_size() > 1 else ""))
     distributed.say(plan.render())
-    distributed.say(states_line(store, plan.place))
     if args.dry_run:
         return
+    distributed.say(states_line(store, plan.place))
     # 3. The task's trainable head on the frozen base (seeded).
     model = build_head(task, lm, args.seed)
     settings = train_settings(args)
