@@ -16,12 +16,11 @@ mid-chunk therefore leaves that chunk unmarked: it is recomputed, never read hal
 
 Disk use is bounded: before an entry is made, the least recently used entries are evicted until
 the store fits its limit. An entry in use holds a shared `flock`; eviction skips it. The store is
-listed and cleared with `python -m heads.store list|clear`.
+listed and cleared with `python states.py list|clear`.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import errno
 import fcntl
@@ -29,7 +28,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Iterator
@@ -272,26 +270,21 @@ def open_store(cache_dir: str, checkpoint: Path, dtype: torch.dtype, device: tor
     return StateStore(root, base, int(limit_gib * GIB))
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m heads.store", description="List or clear the stored frozen states.")
-    p.add_argument("command", choices=["list", "clear"])
-    p.add_argument("--cache-dir", default=str(default_root()), help="the store's directory")
-    args = p.parse_args(argv)
-    root = Path(args.cache_dir).expanduser()
+def describe(root: Path) -> list[str]:
+    """One line per entry, most recently used first, and a total: what `python states.py list` prints."""
     entries = sorted(list_entries(root), key=lambda e: e["last_used"], reverse=True)
-    if args.command == "list":
-        for e in entries:
-            what = ", ".join(f"{k}={e[k]}" for k in ("states", "block", "pool") if k in e)
-            print(f"{e['path'].name[:12]}  {size_text(e['bytes']):>10}  {e['done']:,}/{e['items']:,} sequences  "
-                  f"last used {time.strftime('%Y-%m-%d %H:%M', time.localtime(e['last_used']))}  {what}")
-        print(f"{len(entries)} entries, {size_text(sum(e['bytes'] for e in entries))} in {root}")
-    else:
-        for partial in root.glob(".*.tmp"):  # entries a killed run was making
-            shutil.rmtree(partial, ignore_errors=True)
-        kept = [e for e in entries if not remove_entry(e["path"])]
-        print(f"removed {len(entries) - len(kept)} entries from {root}"
-              + (f"; {len(kept)} in use by a running job kept" if kept else ""))
+    lines = []
+    for e in entries:
+        what = ", ".join(f"{k}={e[k]}" for k in ("states", "block", "pool") if k in e)
+        lines.append(f"{e['path'].name[:12]}  {size_text(e['bytes']):>10}  {e['done']:,}/{e['items']:,} sequences  "
+                     f"last used {time.strftime('%Y-%m-%d %H:%M', time.localtime(e['last_used']))}  {what}")
+    return lines + [f"{len(entries)} entries, {size_text(sum(e['bytes'] for e in entries))} in {root}"]
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def clear(root: Path) -> tuple[int, int]:
+    """Remove every entry no running job holds (and any a killed run was making): (removed, kept in use)."""
+    for partial in root.glob(".*.tmp"):
+        shutil.rmtree(partial, ignore_errors=True)
+    entries = list_entries(root)
+    kept = [e for e in entries if not remove_entry(e["path"])]
+    return len(entries) - len(kept), len(kept)

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import eval as eval_script
+import states as states_script
 import train as train_script
 from heads import store as states
 from heads.store import StateStore, chunked_pass, digest, list_entries, weights_identity
@@ -95,10 +96,10 @@ def test_list_and_clear_show_and_free_the_store(tmp_path, capsys):
     kept = entry(StateStore(tmp_path, BASE, 2**20))
     kept.commit([0, 1])
     states.Entry.close(kept)
-    states.main(["list", "--cache-dir", str(tmp_path)])
+    states_script.main(["list", "--cache-dir", str(tmp_path)])
     out = capsys.readouterr().out
     assert "2/4 sequences" in out and "1 entries, 128 B" in out
-    states.main(["clear", "--cache-dir", str(tmp_path)])
+    states_script.main(["clear", "--cache-dir", str(tmp_path)])
     assert list_entries(tmp_path) == [] and "removed 1 entries" in capsys.readouterr().out
 
 
