@@ -24,8 +24,8 @@ from errors import UserError, exit_on_user_error
 from flags import PER_TASK, chosen_task, common_parser, configured_task, data_settings, flag_values, readout_choice, \
     train_settings
 from heads import parameter_counts
-from tasks import RECIPES, Task
 from heads.cache import size_text
+from tasks import RECIPES, Task
 from training import atomic, distributed, plots, run_dir
 from training.devices import free_space, resolve_device
 from training.hub import push_head
@@ -117,12 +117,20 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError("an 'auto' readout (--block, --pool, a sentence task's --echo left unset) is chosen on the "
                         "validation slice: give --val-fraction above 0, or fix the readout")
     prepared = {name: task.prepare(tokenizer, part, candidates, args.batch_tokens) for name, part in mine.items()}
+    picked, selection_cache = None, None  # with a choice of readout: the selection subset, what step 4 caches
+    if len(candidates) > 1:
+        subset = take(train, args.select_limit, args.seed)
+        whole = len(subset) == len(train)
+        picked = prepared["train"] if whole else task.prepare(tokenizer, distributed.shard(subset), candidates,
+                                                              args.batch_tokens)
+        tables = len({r.block for r in candidates}) if task.per_token else len(candidates)  # per block / readout
+        selection_cache = (picked.cached_lengths + prepared["val"].cached_lengths, tables)
     plan = plan_cache(prepared["train"].lengths + prepared["val"].lengths, prepared["test"].lengths, base_config,
                       free, mode=args.cache, per_token=task.per_token,
                       examples=(len(mine["train"]) + len(mine["val"]), len(mine["test"])),
                       cached_lengths=(prepared["train"].cached_lengths + prepared["val"].cached_lengths,
                                       prepared["test"].cached_lengths),
-                      depth=max(r.block for r in candidates))
+                      depth=max(r.block for r in candidates), selection=selection_cache)
     distributed.say(f"{len(train):,} training, {len(val):,} validation and {len(test):,} test examples"
                     + (f" ({distributed.world_size()} ranks; the plan is rank 0's share)"
                        if distributed.world_size() > 1 else ""))
@@ -135,12 +143,9 @@ def main(argv: list[str] | None = None) -> None:
     settings = train_settings(args)
     # 4. When the flags leave a choice of readout (block, echo, pooling), make it on the validation slice:
     #    one frozen pass over up to --select-limit training examples caches every candidate's state.
+    #    Only the chosen readout's states are kept (all of them when the subset is the whole training part).
     readout, selection, states = candidates[0], [], {}
-    if len(candidates) > 1:
-        subset = take(train, args.select_limit, args.seed)
-        whole = len(subset) == len(train)
-        picked = prepared["train"] if whole else task.prepare(tokenizer, distributed.shard(subset), candidates,
-                                                              args.batch_tokens)
+    if picked is not None:
         candidate_states = {"train": task.frozen_pass(model, picked, candidates, plan.place, "selection states",
                                                       store),
                             "val": task.frozen_pass(model, prepared["val"], candidates, plan.place, "val states",
@@ -151,6 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.manual_seed(args.seed)
         model.reset_head()  # the init every candidate started from
         states = {name: s.only(readout) for name, s in candidate_states.items() if name == "val" or whole}
+        del candidate_states  # the other candidates' tables: freed before step 5 caches the rest
         timings["readout_selection_seconds"] = lap()
     # 5. Run the base once over every split and cache the chosen readout's states.
     for name in mine:

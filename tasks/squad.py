@@ -18,7 +18,7 @@ from data.qa_windows import QAWindow, make_windows
 from data.formats import DataFormat
 from data.squad import QAExample, squad_format
 from heads import QuestionAnswerer, SpanReadout, StreamedStates, TokenStateTable, qa_loss
-from heads.cache import keep_positions
+from heads.cache import device_index, keep_positions
 from heads.store import StateStore, chunked_pass, digest
 from llama import LlamaConfig, LlamaForCausalLM, Tokenizer
 from llama.chat import chat_prompt
@@ -163,7 +163,8 @@ class ExtractiveQA(Task):
 
     def batch_loss(self, qa: QuestionAnswerer, states: WindowStates, indices: list[int]) -> torch.Tensor:
         start_logits, end_logits = qa.span_logits(*states.batch(indices))
-        return qa_loss(start_logits, end_logits, states.starts[indices], states.ends[indices])
+        index = device_index(indices, states.starts.device)
+        return qa_loss(start_logits, end_logits, states.starts[index], states.ends[index])
 
     def predict(self, qa: QuestionAnswerer, states: WindowStates, examples: list[QAExample],
                 batch_size: int = 64) -> list[dict]:

@@ -19,6 +19,7 @@ from data.formats import DataFormat
 from data.sst2 import SST2_FORMAT, SentenceExample, encode_sentences
 from errors import UserError
 from heads import ClassifierReadout, SequenceClassifier, pool_last_token
+from heads.cache import device_index
 from heads.store import StateStore, chunked_pass, digest
 from llama import LlamaConfig, LlamaForCausalLM, Tokenizer
 from metrics import classification
@@ -71,7 +72,8 @@ class PooledStates:
 
     def only(self, readout: ClassifierReadout) -> "PooledStates":
         r = self.readouts.index(readout)
-        return PooledStates(self.vectors[:, r:r + 1], self.labels, [readout], self.padding_fraction)
+        # a copy, not a view: the other readouts' vectors can then be freed
+        return PooledStates(self.vectors[:, r:r + 1].clone(), self.labels, [readout], self.padding_fraction)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,8 +152,9 @@ class SentenceClassification(Task):
 
     def batch_loss(self, classifier: SequenceClassifier, states: PooledStates, indices: list[int]) -> torch.Tensor:
         device = classifier.score.weight.device  # the vectors may wait in RAM while the head trains on a GPU
-        return F.cross_entropy(classifier.logits(states.vectors[indices, 0].to(device)),
-                               states.labels[indices].to(device))
+        index = device_index(indices, states.vectors.device)
+        return F.cross_entropy(classifier.logits(states.vectors[index, 0].to(device, non_blocking=True)),
+                               states.labels[index].to(device, non_blocking=True))
 
     def predict(self, classifier: SequenceClassifier, states: PooledStates,
                 examples: list[SentenceExample]) -> list[list[float]]:
