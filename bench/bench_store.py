@@ -70,26 +70,30 @@ def main() -> None:
     p.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then train.py's flags")
     args = p.parse_args()
     argv = [a for a in args.train_args if a != "--"]
+    print(f"{'run':<44}{'wall s':>8}{'frozen s':>10}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
         tmp = Path(tmp)
-        first = run([*argv, "--lr", "1e-3"], tmp / "store", tmp / "first")
-        second = run([*argv, "--lr", "3e-3"], tmp / "store", tmp / "second")
+        first = show("1. first run (computes and stores)", run([*argv, "--lr", "1e-3"], tmp / "store", tmp / "first"))
+        second = show("2. another --lr (reuses)", run([*argv, "--lr", "3e-3"], tmp / "store", tmp / "second"))
         entries = list_entries(tmp / "store")
         total, size = states_done(tmp / "store"), sum(e["bytes"] for e in entries)
+        print(f"second run / first run, wall time: {second['wall'] / first['wall']:.3f}; states stored: "
+              f"{len(entries)} entries, {size / 2**20:.1f} MiB", flush=True)
         killed = run([*argv, "--lr", "1e-3"], tmp / "store2", tmp / "third", args.kill_at, total)
-        rerun = run([*argv, "--lr", "1e-3"], tmp / "store2", tmp / "third")
+        show(f"3a. killed at {killed['done']:.0%} of the states", killed)
+        rerun = show("3b. rerun after the kill", run([*argv, "--lr", "1e-3"], tmp / "store2", tmp / "third"))
         same = (json.loads((tmp / "third" / "metrics.json").read_text())["fine_tuned"]
                 == json.loads((tmp / "first" / "metrics.json").read_text())["fine_tuned"])
-    print(f"{'run':<44}{'wall s':>8}{'frozen s':>10}")
-    for name, r in (("1. first run (computes and stores)", first), ("2. another --lr (reuses)", second),
-                    (f"3a. killed at {killed['done']:.0%} of the states", killed), ("3b. rerun after the kill", rerun)):
-        print(f"{name:<44}{r['wall']:>8.1f}{r.get('frozen', float('nan')):>10.1f}")
-    print(f"second run / first run, wall time:            {second['wall'] / first['wall']:.3f}")
     print(f"killed + rerun / one run, wall time:          {(killed['wall'] + rerun['wall']) / first['wall']:.3f}")
     print(f"rerun's frozen seconds / first run's:         {rerun['frozen'] / first['frozen']:.3f} "
-          f"(+ the killed run's {killed['done']:.0%} share of the pass: ~{killed['done'] + rerun['frozen'] / first['frozen']:.2f} passes)")
-    print(f"states stored: {len(entries)} entries, {size / 2**20:.1f} MiB; rerun's fine-tuned metrics equal the first "
-          f"run's: {same}")
+          f"(+ the killed run's {killed['done']:.0%} of the states: ~{killed['done'] + rerun['frozen'] / first['frozen']:.2f}"
+          " passes in all)")
+    print(f"rerun's fine-tuned metrics equal the first run's: {same}")
+
+
+def show(name: str, result: dict) -> dict:
+    print(f"{name:<44}{result['wall']:>8.1f}{result.get('frozen', float('nan')):>10.1f}", flush=True)
+    return result
 
 
 if __name__ == "__main__":
