@@ -9,7 +9,7 @@ second copy when the sentence is fed twice (see `data.sst2.encode_sentences`).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -18,6 +18,7 @@ from llama import LlamaConfig, LlamaModel
 
 from .frozen import FrozenBackboneHead
 from .readout import POOLS
+from .store import Entry, chunked_pass
 
 
 def pool_last_token(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -95,6 +96,24 @@ class SequenceClassifier(FrozenBackboneHead):
         """(B, C) pooled states -> (B, num_labels) class logits, in the head's dtype."""
         return self.score(pooled.to(self.score.weight.dtype))
 
+    def probabilities(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(N, C) pooled states (any device) -> (N, num_labels) class probabilities on the CPU."""
+        with torch.no_grad():
+            return self.logits(pooled.to(self.score.weight.device)).softmax(-1).cpu()
+
+    def pooled_batches(self, sequences: list[list[int]], starts: list[int], batches: list[list[int]],
+                       blocks: Sequence[int], pools: Sequence[str], pad_id: int, desc: str,
+                       entries: Sequence[Entry | None] = ()) -> Iterator[tuple[list[int], torch.Tensor]]:
+        """The frozen pass over `sequences` in `batches` (lists of indices): each batch with its (B, P, L, C)
+        `pooled_states`. `starts[i]` is sequence i's first mean-pooled position (see `data.sst2.encode_sentences`).
+        `entries`: the store's entries the caller writes them to (heads/store.py): batches they all hold are
+        skipped, and each is committed after every chunk."""
+        device = self.model.embed_tokens.weight.device
+        for batch, input_ids, attention_mask in chunked_pass(sequences, batches, pad_id, device, desc, list(entries)):
+            start = torch.tensor([starts[i] for i in batch], device=device) if "mean" in pools else None
+            yield batch, self.pooled_states(input_ids, attention_mask, blocks, pools, start)
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(B, T) -> (B, num_labels) logits; the clone turns the inference tensor into a trainable input."""
+        self.check_forward_reads_the_readout()
         return self.logits(self.states(input_ids, attention_mask).clone())

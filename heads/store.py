@@ -231,7 +231,7 @@ def chunked_pass(sequences: list[list[int]], batches: list[list[int]], pad_id: i
     """
     stored = [e for e in entries if e is not None]
     everything = set(range(len(sequences)))
-    missing = everything if len(stored) < len(entries) else set().union(*(e.missing() for e in stored))
+    missing = everything if not stored or len(stored) < len(entries) else set().union(*(e.missing() for e in stored))
     pending = [b for b in batches if missing.intersection(b)]
     size = max(1, -(-len(batches) // CHUNKS))
     if stored:

@@ -20,7 +20,7 @@ from data.sst2 import SST2_FORMAT, SentenceExample, encode_sentences
 from errors import UserError
 from heads import ClassifierReadout, SequenceClassifier, pool_last_token
 from heads.cache import device_index
-from heads.store import StateStore, chunked_pass, digest
+from heads.store import StateStore, digest
 from llama import LlamaConfig, LlamaForCausalLM, Tokenizer
 from metrics import classification
 
@@ -137,11 +137,9 @@ class SentenceClassification(Task):
             columns.update({i: e.states if e else np.zeros((n, dim), np.float32) for i, e in entries.items()})
             lengths = [len(s) for s in sentences.sequences]
             batches = token_budget_batches(lengths, prepared.batch_tokens)
-            for batch, input_ids, attention_mask in chunked_pass(sentences.sequences, batches, prepared.pad_id,
-                                                                 device, desc, list(entries.values())):
-                start = torch.tensor([sentences.starts[i] for i in batch], device=device) if "mean" in pools else None
-                states = classifier.pooled_states(input_ids, attention_mask, blocks, pools, start)  # (B, P, L, C)
-                for i, r in wanted:
+            for batch, states in classifier.pooled_batches(sentences.sequences, sentences.starts, batches, blocks,
+                                                           pools, prepared.pad_id, desc, list(entries.values())):
+                for i, r in wanted:  # states: (B, P, L, C)
                     columns[i][batch] = states[:, pools.index(r.pool), blocks.index(r.block)].float().cpu().numpy()
             all_batches += [[i + len(all_lengths) for i in b] for b in batches]
             all_lengths += lengths
@@ -159,9 +157,7 @@ class SentenceClassification(Task):
     def predict(self, classifier: SequenceClassifier, states: PooledStates,
                 examples: list[SentenceExample]) -> list[list[float]]:
         """Class probabilities per sentence, from the head on cached states."""
-        with torch.no_grad():
-            vectors = states.vectors[:, 0].to(classifier.score.weight.device)
-            return classifier.logits(vectors).softmax(-1).cpu().tolist()
+        return classifier.probabilities(states.vectors[:, 0]).tolist()
 
     def prompt_predict(self, lm: LlamaForCausalLM, tokenizer: Tokenizer, examples: list[SentenceExample],
                        batch_tokens: int) -> list[list[float]]:

@@ -28,8 +28,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.close(fd)
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
         yield Path(tmp)
+        # mkstemp makes 0600, and a writer may re-create the file (safetensors does): set normal permissions last
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except OSError as err:  # a full or read-only disk: one line, and the file it would replace is kept
         free = shutil.disk_usage(path.parent).free if path.parent.is_dir() else 0
