@@ -243,7 +243,7 @@ def test_a_damaged_run_directory_is_one_line_for_eval(reference, tmp_path, capsy
     config = (run / "train_config.json").read_text()
     damaged = [("train_config.json", json.dumps({**json.loads(config), "dtype": "float99"}), "dtype 'float99'"),
                ("train_config.json", config[:len(config) // 2], "unreadable"),
-               ("head.safetensors", (ref / "head.safetensors").read_bytes()[:100], "unreadable")]
+               ("head.safetensors", (ref / "head.safetensors").read_bytes()[:100], "not a readable")]
     for name, content, problem in damaged:
         shutil.rmtree(run)
         shutil.copytree(ref, run)
