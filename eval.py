@@ -22,9 +22,9 @@ from tasks import Task
 from training import atomic
 from training.devices import free_space, resolve_device
 from training.hub import push_head
-from training.loading import build_head, load_base, load_data
 from training.outputs import load_head
 from training.plan import plan_cache
+from training.loading import build_head, load_base, load_data, open_states
 from training.scoring import evaluate, score_on_main
 
 INHERITED = ("model", "revision", "data", "split", "squad_version", "seed", "limit", "eval_limit",
@@ -47,13 +47,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         head_task = read_head_task(known.head)
         if head_task is not None and head_task != task.name:
             raise UserError(f"{known.head} holds a {head_task!r} head, not {task.name!r}: pass --task {head_task}")
-        trained = json.loads(config_path.read_text())
-        p.set_defaults(zero_shot="none", **{k: trained[k] for k in INHERITED if k in trained})
+        p.set_defaults(zero_shot="none", **inherited_settings(p, config_path))
     args = p.parse_args(argv)
     args.head = known.head
     if args.push_to_hub and args.head is None:
         raise UserError("--push-to-hub needs --head (the trained head to upload)")
     return args
+
+
+def inherited_settings(p: argparse.ArgumentParser, config_path: Path) -> dict:
+    """The run's settings eval.py inherits from its train_config.json, each checked as its flag would be."""
+    try:
+        trained = json.loads(config_path.read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f"{config_path} is unreadable ({getattr(err, 'strerror', None) or 'not JSON: truncated?'}); "
+                        "restore it, or pass the settings as flags without --head") from None
+    if not isinstance(trained, dict):
+        raise UserError(f"{config_path} holds no settings (a JSON object was expected); restore it")
+    settings = {}
+    for action in p._actions:
+        value = trained.get(action.dest)
+        if action.dest not in INHERITED or value is None:
+            continue
+        try:
+            value = action.type(str(value)) if action.type else value
+            if action.choices is not None and value not in action.choices:
+                raise ValueError
+        except (ValueError, argparse.ArgumentTypeError):
+            raise UserError(f"{config_path}: {action.dest} {trained[action.dest]!r} is not a valid "
+                            f"{action.option_strings[0]}; fix the file or give the flag") from None
+        settings[action.dest] = value
+    return settings
 
 
 def readout_of(task: Task, fields: dict, head: Path):
@@ -71,8 +95,10 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     task = configured_task(args)
     _, _, test = load_data(task, data_settings(args))
-    lm = load_base(args.model, args.revision, *resolve_device(args.device, args.dtype))
+    device, dtype = resolve_device(args.device, args.dtype)
+    lm = load_base(args.model, args.revision, device, dtype)
     tokenizer = llama.load_tokenizer(args.model, revision=args.revision)
+    store = open_states(args.cache_dir, args.cache_limit, args.model, args.revision, device, dtype)
     readout = None
     if args.head is not None:  # check before the slow part: a mismatched head fails fast
         tensors, metadata = load_head(args.head, config=lm.config, task=task.name)
@@ -96,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
         plan = plan_cache([], prepared.lengths, lm.config, free_space(lm.lm_head.weight.device),
                           cached_lengths=([], prepared.cached_lengths), mode=args.cache, per_token=task.per_token)
         print(plan.render())
-        states = task.frozen_pass(model, prepared, [readout], plan.place, "test states")
+        states = task.frozen_pass(model, prepared, [readout], plan.place, "test states", store)
         if args.zero_shot in ("all", "head"):
             metrics["zero_shot_head"], predictions = evaluate(task, model, states, test, test)
             print(f"zero-shot (untrained head): {task.headline(metrics['zero_shot_head'])}")

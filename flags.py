@@ -15,6 +15,7 @@ import dataclasses
 from pathlib import Path
 
 from errors import ArgumentParser, UserError
+from heads.store import DEFAULT_LIMIT_GIB
 from tasks import RECIPES, TASKS, ReadoutChoice, Task
 from training.devices import DTYPES
 from training.loading import DataSettings
@@ -158,6 +159,12 @@ def common_parser(description: str, task: Task | None, recipe: str,
                        help="where the frozen states go: auto (the first of accelerator memory, RAM, disk that "
                             "holds them, else stream), memory, disk (a memmap under $TMPDIR), or stream (recompute "
                             "each epoch)")
+    model.add_argument("--cache-dir", default="auto",
+                       help="where the frozen states are kept between runs, so a rerun on the same data and base "
+                            "skips the frozen pass: a directory, auto (~/.cache/llama-heads/states or "
+                            "$LLAMA_HEADS_STATES), or none (keep nothing)")
+    model.add_argument("--cache-limit", type=float, default=DEFAULT_LIMIT_GIB,
+                       help="GiB the --cache-dir may hold; the least recently used states are evicted first")
     output.add_argument("--output", help=output_help)
     output.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the head, config, metrics and card")
     return p

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -25,18 +24,20 @@ from errors import UserError, exit_on_user_error
 from flags import PER_TASK, chosen_task, common_parser, configured_task, data_settings, flag_values, readout_choice, \
     train_settings
 from heads import parameter_counts
+from heads.cache import size_text
 from tasks import RECIPES, Task
-from training import atomic, distributed, plots
+from training import atomic, distributed, plots, run_dir
 from training.devices import free_space, resolve_device
 from training.hub import push_head
-from training.loading import build_head, load_base, load_data
+from training.loading import build_head, load_base, load_data, open_states
 from training.loop import train_head
 from training.outputs import HEAD_FILE, SELECTION_SCORES, render_report, save_head
 from training.plan import free_after_loading, plan_cache
 from training.scoring import evaluate, score_on_main
 from training.select import choose_readout
 
-RUN_FLAGS = ("resume", "overwrite", "push_to_hub", "dry_run")  # may differ between a run and its resumption
+# may differ between a run and its resumption
+RUN_FLAGS = ("resume", "overwrite", "push_to_hub", "dry_run", "cache_dir", "cache_limit")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -90,12 +91,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 @exit_on_user_error
+@run_dir.holding
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     task = configured_task(args)
     distributed.setup("gloo" if args.device == "cpu" else None)  # a no-op without torchrun
     config = flag_values(args, leave_out=RUN_FLAGS)
-    check_output_dir(args.output, config, resume=args.resume, overwrite=args.overwrite)
+    # The output directory, before any work: locked for the whole run, checked, test-written (rank 0).
+    run_dir.claim(args.output, config, resume=args.resume, overwrite=args.overwrite,
+                  write=distributed.is_main() and not args.dry_run)
     timings, lap = {}, stopwatch()
 
     # 1. The data, the frozen base and its tokenizer (each fails in one line; nothing is written yet). A seeded
@@ -105,6 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     mine = {name: distributed.shard(part) for name, part in (("train", train), ("val", val), ("test", test))}
     device, dtype = resolve_device(args.device, args.dtype)
     lm = None if args.dry_run else load_base(args.model, args.revision, device, dtype)
+    store = None if args.dry_run else open_states(args.cache_dir, args.cache_limit, args.model, args.revision,
+                                                   device, dtype)
     tokenizer = llama.load_tokenizer(args.model, revision=args.revision)
     base_config = lm.config if lm else llama.load_config(args.model, revision=args.revision)
     free = free_space(device) if lm else free_after_loading(free_space(device), base_config, dtype, device)
@@ -136,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     distributed.say(plan.render())
     if args.dry_run:
         return
+    distributed.say(states_line(store, plan.place))
     # 3. The task's trainable head on the frozen base (seeded).
     model = build_head(task, lm, args.seed)
     settings = train_settings(args)
@@ -144,8 +151,10 @@ def main(argv: list[str] | None = None) -> None:
     #    Only the chosen readout's states are kept (all of them when the subset is the whole training part).
     readout, selection, states = candidates[0], [], {}
     if picked is not None:
-        candidate_states = {"train": task.frozen_pass(model, picked, candidates, plan.place, "selection states"),
-                            "val": task.frozen_pass(model, prepared["val"], candidates, plan.place, "val states")}
+        candidate_states = {"train": task.frozen_pass(model, picked, candidates, plan.place, "selection states",
+                                                      store),
+                            "val": task.frozen_pass(model, prepared["val"], candidates, plan.place, "val states",
+                                                    store)}
         readout, selection = choose_readout(task, model, candidate_states["train"], candidate_states["val"],
                                             mine["val"], val, settings, args.patience)
         distributed.say(f"chosen readout: {dataclasses.asdict(readout)}")
@@ -157,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     # 5. Run the base once over every split and cache the chosen readout's states.
     for name in mine:
         if name not in states and (name != "val" or val):
-            states[name] = task.frozen_pass(model, prepared[name], [readout], plan.place, f"{name} states")
+            states[name] = task.frozen_pass(model, prepared[name], [readout], plan.place, f"{name} states", store)
     timings["frozen_pass_seconds"] = lap()
     test_part = states["test"]
     # 6. Zero-shot baselines: the untrained head, and the language model prompted.
@@ -176,14 +185,15 @@ def main(argv: list[str] | None = None) -> None:
         train_part = distributed.Shard.of(train_part)
         val_part = distributed.Shard.of(val_part) if val else None
     if distributed.is_main():
-        start_output_dir(args.output, config, overwrite=args.overwrite and not args.resume)
+        run_dir.start(args.output, config, overwrite=args.overwrite and not args.resume)
     try:
         history = train_head(model, task, train_part, settings, checkpoint=args.output / "checkpoint.pt",
-                             resume=args.resume, val_states=val_part, patience=args.patience)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: the last finished epoch is saved in {args.output}; "
-              "rerun the same command with --resume", file=sys.stderr)
-        sys.exit(130)
+                             resume=args.resume, val_states=val_part, patience=args.patience,
+                             settings_sha256=run_dir.settings_hash(config))
+    except KeyboardInterrupt as stop:
+        print(f"\n{'stopped by SIGTERM' if isinstance(stop, run_dir.Terminated) else 'interrupted'}: the last "
+              f"finished epoch is saved in {args.output}; rerun the same command with --resume", file=sys.stderr)
+        sys.exit(143 if isinstance(stop, run_dir.Terminated) else 130)
     timings["training_seconds"] = lap()
     # 8. What the prediction rule leaves open (SQuAD 2.0: when to answer ""), chosen on the validation slice.
     decision = {}
@@ -265,26 +275,14 @@ def selection_curves(selection: list[dict]) -> dict[str, list[tuple[int, float]]
     return curves
 
 
-def check_output_dir(output: Path, config: dict, *, resume: bool, overwrite: bool) -> None:
-    """Refuse, before any work, to mix two runs in one directory (reads only)."""
-    if resume:
-        if not (output / "checkpoint.pt").is_file():
-            raise UserError(f"nothing to resume in {output}: no checkpoint.pt")
-        earlier = json.loads((output / "train_config.json").read_text())
-        changed = sorted(k for k in set(config) | set(earlier) if config.get(k) != earlier.get(k))
-        if changed:
-            raise UserError(f"--resume with other settings than the run in {output}: {', '.join(changed)}")
-    elif output.exists() and {p.name for p in output.iterdir()} - {"train_config.json"} and not overwrite:
-        # (a directory holding only train_config.json is a run stopped before its first epoch)
-        raise UserError(f"{output} holds another run; pass --overwrite to replace it, "
-                        "--resume to continue it, or another --output")
-
-
-def start_output_dir(output: Path, config: dict, *, overwrite: bool) -> None:
-    """Record this run's settings once its inputs have proved good; --overwrite drops the old checkpoint."""
-    if overwrite:
-        (output / "checkpoint.pt").unlink(missing_ok=True)
-    atomic.write_json(output / "train_config.json", config)
+def states_line(store, place: str) -> str:
+    """The plan's line on the persistent states store: where it is, what it holds, what a pass will reuse."""
+    if place == "stream":
+        return "plan: states are streamed, so none are stored"
+    if store is None:
+        return "plan: states store off (--cache-dir none): every pass computes its states"
+    return (f"plan: states store {store.root} ({store.usage()} of --cache-limit {size_text(store.limit)}): "
+            "each pass below reuses the states it holds for this base and data, and computes the rest")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,10 @@ three places (`PLACES`):
 
 - "accelerator": a tensor in GPU memory; `batch` gathers there, with no host copy;
 - "ram": a tensor in host memory; a batch is gathered in bf16, then moved to the head's device;
-- "disk": a memmap under $TMPDIR whose blocks are reserved when it is made, so a full disk is an
-  error before anything is written, never a SIGBUS in the middle of a run.
+- "disk": a memmap whose blocks are reserved when it is made, so a full disk is an error before
+  anything is written, never a SIGBUS in the middle of a run: an entry of the persistent store
+  (heads/store.py), or without one a file under $TMPDIR unlinked as soon as it is mapped, so a
+  killed run leaves nothing behind.
 
 `StreamedStates` has the same `batch(indices)` but stores nothing: it reruns the frozen pass
 over the requested sequences each call, rounding through bf16 as the table does, for data too
@@ -35,6 +37,14 @@ PLACES = ("accelerator", "ram", "disk")
 FrozenPass = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (B, T) ids, mask -> (B, T, C)
 
 
+def size_text(size: int) -> str:
+    """Bytes in the largest unit that keeps a non-zero figure: '512 B', '3.0 KiB', '1.2 GiB'."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
+
+
 def table_bytes(lengths: list[int], dim: int) -> int:
     """Bytes of a bf16 table holding one C-vector per token."""
     return sum(lengths) * dim * 2
@@ -44,10 +54,12 @@ class TokenStateTable:
     """Per-token hidden states of many sequences in one flat (rows, C) bf16 table.
 
     `place` is one of `PLACES` (training.plan chooses it). `device` is where the head trains:
-    `batch` returns its tensors there, and an "accelerator" table lives there.
+    `batch` returns its tensors there, and an "accelerator" table lives there. `bits`: a (rows, C)
+    uint16 memmap to use as the "disk" table (a store entry) instead of a temporary file.
     """
 
-    def __init__(self, lengths: list[int], dim: int, *, place: str = "ram", device: torch.device | str = "cpu") -> None:
+    def __init__(self, lengths: list[int], dim: int, *, place: str = "ram", device: torch.device | str = "cpu",
+                 bits: np.memmap | None = None) -> None:
         self.lengths = lengths
         self.device = torch.device(device)
         self.starts = torch.tensor(np.concatenate([[0], np.cumsum(lengths)]), dtype=torch.long)  # (N + 1,) host
@@ -57,14 +69,28 @@ class TokenStateTable:
         if place == "accelerator" and self.device.type == "cpu":
             raise ValueError("an 'accelerator' table needs an accelerator device, not cpu")
         self.place = place
+        if bits is not None and (place != "disk" or bits.shape != (rows, dim)):
+            raise ValueError(f"a table on given bits is a 'disk' table of shape {(rows, dim)}")
         if place == "disk":  # bf16 bits in a uint16 memmap, viewed back as bf16 when read
-            self._file = reserve_temp_file(size)
-            self._bits = np.memmap(self._file.name, dtype=np.uint16, mode="r+", shape=(rows, dim))
+            self._bits = bits if bits is not None else temp_memmap(size, (rows, dim))
         else:
             self._table = torch.empty(rows, dim, dtype=torch.bfloat16,
                                       device=self.device if place == "accelerator" else "cpu")
         # where `batch` computes row numbers: beside the rows it gathers, so nothing is built on the host and copied
         self._starts_there = self.starts.to(self._table.device) if place == "accelerator" else self.starts
+
+    def moved_to(self, place: str) -> "TokenStateTable":
+        """This table's rows in another place: a copy in RAM or accelerator memory; itself for "disk"."""
+        if place == "disk" or place == self.place:
+            return self
+        table = TokenStateTable(self.lengths, self._width(), place=place, device=self.device)
+        source = torch.from_numpy(np.asarray(self._bits).view(np.int16)).view(torch.bfloat16) if self.on_disk \
+            else self._table
+        table._table.copy_(source)
+        return table
+
+    def _width(self) -> int:
+        return (self._bits if self.on_disk else self._table).shape[1]
 
     @property
     def on_disk(self) -> bool:
@@ -175,26 +201,30 @@ def keep_positions(hidden: torch.Tensor, positions: list[list[int]]) -> torch.Te
     return hidden.gather(1, index[..., None].expand(-1, -1, hidden.shape[-1]))
 
 
-def reserve_temp_file(size: int) -> tempfile._TemporaryFileWrapper:
-    """A temp file of `size` bytes under $TMPDIR with its blocks allocated now, or one UserError line.
+def temp_memmap(size: int, shape: tuple[int, int]) -> np.memmap:
+    """A (rows, C) uint16 memmap of `size` bytes under $TMPDIR with its blocks allocated now, or one UserError line.
 
     A memmap over a sparse file allocates blocks as pages are first written; when the disk
     fills mid-run the kernel answers with SIGBUS and the process dies without a message.
     Checking the free space first and then reserving every block turns that into an error
-    raised before any state is computed.
+    raised before any state is computed. The file is unlinked as soon as it is mapped: the
+    mapping keeps its blocks until the process ends, however it ends, and nothing is left behind.
     """
     directory = tempfile.gettempdir()
     free = shutil.disk_usage(directory).free
     hint = "set TMPDIR to a larger disk, choose another --cache place, or use --limit"
     if size > free:
-        raise UserError(f"the cached states need {size / 2**30:.1f} GiB but {directory} has "
-                        f"{free / 2**30:.1f} GiB free: {hint}")
-    file = tempfile.NamedTemporaryFile(prefix="states-", suffix=".bin")
+        raise UserError(f"the cached states need {size_text(size)} but {directory} has "
+                        f"{size_text(free)} free: {hint}")
+    fd, path = tempfile.mkstemp(prefix="states-", suffix=".bin")
     try:
         if size:
-            os.posix_fallocate(file.fileno(), 0, size)
+            os.posix_fallocate(fd, 0, size)
+            return np.memmap(path, dtype=np.uint16, mode="r+", shape=shape)
+        return np.zeros(shape, dtype=np.uint16)  # np.memmap cannot map an empty file
     except OSError as err:
-        file.close()
-        raise UserError(f"cannot reserve {size / 2**30:.1f} GiB for the cached states in {directory} "
+        raise UserError(f"cannot reserve {size_text(size)} for the cached states in {directory} "
                         f"({err.strerror}): {hint}") from None
-    return file
+    finally:
+        os.unlink(path)
+        os.close(fd)

@@ -14,11 +14,11 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
-from data.batching import padded_batches
 from llama import LlamaConfig, LlamaModel
 
 from .frozen import FrozenBackboneHead
 from .readout import POOLS
+from .store import Entry, chunked_pass
 
 
 def pool_last_token(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -102,12 +102,14 @@ class SequenceClassifier(FrozenBackboneHead):
             return self.logits(pooled.to(self.score.weight.device)).softmax(-1).cpu()
 
     def pooled_batches(self, sequences: list[list[int]], starts: list[int], batches: list[list[int]],
-                       blocks: Sequence[int], pools: Sequence[str], pad_id: int,
-                       desc: str) -> Iterator[tuple[list[int], torch.Tensor]]:
+                       blocks: Sequence[int], pools: Sequence[str], pad_id: int, desc: str,
+                       entries: Sequence[Entry | None] = ()) -> Iterator[tuple[list[int], torch.Tensor]]:
         """The frozen pass over `sequences` in `batches` (lists of indices): each batch with its (B, P, L, C)
-        `pooled_states`. `starts[i]` is sequence i's first mean-pooled position (see `data.sst2.encode_sentences`)."""
+        `pooled_states`. `starts[i]` is sequence i's first mean-pooled position (see `data.sst2.encode_sentences`).
+        `entries`: the store's entries the caller writes them to (heads/store.py): batches they all hold are
+        skipped, and each is committed after every chunk."""
         device = self.model.embed_tokens.weight.device
-        for batch, input_ids, attention_mask in padded_batches(sequences, batches, pad_id, device, desc):
+        for batch, input_ids, attention_mask in chunked_pass(sequences, batches, pad_id, device, desc, list(entries)):
             start = torch.tensor([starts[i] for i in batch], device=device) if "mean" in pools else None
             yield batch, self.pooled_states(input_ids, attention_mask, blocks, pools, start)
 

@@ -163,5 +163,8 @@ def read_head_task(location: str | Path) -> str | None:
     path = Path(location) / HEAD_FILE if Path(location).is_dir() else Path(location)
     if not path.is_file():
         return None
-    with safe_open(str(path), framework="pt") as f:
-        return (f.metadata() or {}).get("task")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get("task")
+    except Exception as err:  # safetensors raises its own errors for a truncated or foreign file
+        raise UserError(f"{path} is not a readable safetensors file ({err}); retrain or download it again") from None

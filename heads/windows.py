@@ -12,11 +12,12 @@ import functools
 import numpy as np
 import torch
 
-from data.batching import padded_batches, padding_fraction, token_budget_batches
+from data.batching import padding_fraction, token_budget_batches
 from data.qa_windows import QAWindow
 
 from .cache import StreamedStates, TokenStateTable, keep_positions
 from .qa import QuestionAnswerer
+from .store import StateStore, chunked_pass, digest
 
 
 def echo_view(windows: list[QAWindow]) -> tuple[list[list[int]], list[QAWindow]]:
@@ -33,12 +34,14 @@ def head_view(window: QAWindow, kept: list[int]) -> QAWindow:
 
 
 def window_states(qa: QuestionAnswerer, windows: list[QAWindow], kept: list[list[int]] | None, blocks: list[int],
-                  place: str, pad_id: int, batch_tokens: int,
-                  desc: str) -> tuple[dict[int, TokenStateTable | StreamedStates], float]:
+                  place: str, pad_id: int, batch_tokens: int, desc: str,
+                  store: StateStore | None = None) -> tuple[dict[int, TokenStateTable | StreamedStates], float]:
     """Run the base once over every window and keep every read token's state of each block.
 
     `place` is where the states go ("accelerator", "ram", "disk"), or "stream": store nothing and
-    rerun the frozen pass for each batch read. Returns the stores by block and the padding fraction.
+    rerun the frozen pass for each batch read. With a `store`, each block's states are an entry there
+    (on disk): only windows it lacks are computed, and the table is then copied to `place`.
+    Returns the stores by block and the padding fraction.
     """
     sequences = [w.input_ids for w in windows]
     device = qa.model.embed_tokens.weight.device
@@ -47,14 +50,19 @@ def window_states(qa: QuestionAnswerer, windows: list[QAWindow], kept: list[list
                                     device=device, positions=kept) for k in blocks}, 0.0
     lengths = [len(s) for s in sequences]
     cached_lengths = lengths if kept is None else [len(k) for k in kept]
-    stores = {k: TokenStateTable(cached_lengths, qa.config.hidden_size, place=place, device=device) for k in blocks}
+    dim = qa.config.hidden_size
+    entries = {k: store.entry({"states": "window tokens", "block": k}, len(sequences), sum(cached_lengths), dim,
+                              np.uint16, digest(sequences, kept)) if store else None for k in blocks}
+    stores = {k: TokenStateTable(cached_lengths, dim, place="disk" if entries[k] else place, device=device,
+                                 bits=entries[k].states if entries[k] else None) for k in blocks}
     batches = token_budget_batches(lengths, batch_tokens)
-    for batch, input_ids, attention_mask in padded_batches(sequences, batches, pad_id, device, desc):
+    for batch, input_ids, attention_mask in chunked_pass(sequences, batches, pad_id, device, desc,
+                                                         list(entries.values())):
         for k, hidden in zip(blocks, qa.states(input_ids, attention_mask, block=blocks)):
             if kept is not None:
                 hidden = keep_positions(hidden, [kept[i] for i in batch])
             stores[k].write_batch(batch, hidden)
-    return stores, padding_fraction(batches, lengths)
+    return {k: table.moved_to(place) for k, table in stores.items()}, padding_fraction(batches, lengths)
 
 
 def span_logits_of(qa: QuestionAnswerer, store: TokenStateTable | StreamedStates, views: list[QAWindow],

@@ -14,10 +14,11 @@ import sys
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from data.batching import padded_batches, padding_fraction, token_budget_batches
+from data.batching import padding_fraction, token_budget_batches
 from data.formats import DataFormat
 from data.labelled import LABELLED_FORMAT, Columns, label_names_of, read_labelled_file, to_examples
 from data.progress import Progress
@@ -25,6 +26,7 @@ from data.sst2 import SST2_FORMAT, SentenceExample, encode_sentences
 from errors import UserError
 from heads import ClassifierReadout, SequenceClassifier
 from heads.cache import device_index
+from heads.store import StateStore, digest
 from llama import LlamaConfig, LlamaForCausalLM, LlamaModel, Tokenizer
 from llama.label_scoring import label_log_likelihoods
 from metrics import classification
@@ -128,14 +130,17 @@ class SentenceClassification(Task):
         return Prepared(passes, [e.label for e in examples], tokenizer.pad_id, batch_tokens)
 
     def frozen_pass(self, classifier: SequenceClassifier, prepared: Prepared, candidates: list[ClassifierReadout],
-                    place: str, desc: str) -> PooledStates:
-        """Run the base once per pass over every sentence and keep only the pooled vectors of each readout."""
+                    place: str, desc: str, store: StateStore | None = None) -> PooledStates:
+        """Run the base once per pass over every sentence and keep only the pooled vectors of each readout.
+
+        With a `store`, each readout's (N, C) vectors are kept there and only sentences it lacks are computed.
+        """
         if place in ("disk", "stream"):
             raise UserError(f"--cache {place}: a sentence task caches one vector per sentence and readout, which "
                             "always fits in memory; use --cache auto or memory")
         device = classifier.model.embed_tokens.weight.device
-        vectors = torch.empty(len(prepared.labels), len(candidates), classifier.config.hidden_size,
-                              device=device if place == "accelerator" else "cpu")
+        n, dim = len(prepared.labels), classifier.config.hidden_size
+        columns: dict[int, np.ndarray] = {}  # readout -> (N, C) float32, a store entry or in memory
         all_batches, all_lengths = [], []  # every pass's batches, for the padding fraction
         for echo, sentences in prepared.passes.items():
             wanted = [(i, r) for i, r in enumerate(candidates) if r.echo == echo]
@@ -143,14 +148,20 @@ class SentenceClassification(Task):
                 continue
             blocks = sorted({r.block for _, r in wanted})
             pools = sorted({r.pool for _, r in wanted})
+            inputs = digest(sentences.sequences, sentences.starts)
+            entries = {i: store.entry({"states": "pooled", "block": r.block, "pool": r.pool}, n, n, dim,
+                                      np.float32, inputs) if store else None for i, r in wanted}
+            columns.update({i: e.states if e else np.zeros((n, dim), np.float32) for i, e in entries.items()})
             lengths = [len(s) for s in sentences.sequences]
             batches = token_budget_batches(lengths, prepared.batch_tokens)
             for batch, states in classifier.pooled_batches(sentences.sequences, sentences.starts, batches, blocks,
-                                                           pools, prepared.pad_id, desc):  # (B, P, L, C)
-                for i, r in wanted:
-                    vectors[batch, i] = states[:, pools.index(r.pool), blocks.index(r.block)].float().to(vectors.device)
+                                                           pools, prepared.pad_id, desc, list(entries.values())):
+                for i, r in wanted:  # states: (B, P, L, C)
+                    columns[i][batch] = states[:, pools.index(r.pool), blocks.index(r.block)].float().cpu().numpy()
             all_batches += [[i + len(all_lengths) for i in b] for b in batches]
             all_lengths += lengths
+        vectors = torch.from_numpy(np.stack([columns[i] for i in range(len(candidates))], axis=1))  # (N, R, C)
+        vectors = vectors.to(device if place == "accelerator" else "cpu")
         return PooledStates(vectors, torch.tensor(prepared.labels, device=vectors.device), candidates,
                             padding_fraction(all_batches, all_lengths))
 

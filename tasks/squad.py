@@ -19,6 +19,7 @@ from data.qa_jsonl import read_qa_file
 from data.squad import QAExample, squad_format
 from heads import QuestionAnswerer, SpanReadout, StreamedStates, TokenStateTable, qa_loss
 from heads.cache import device_index
+from heads.store import StateStore
 from heads.windows import echo_view, span_logits_of, window_states
 from llama import LlamaConfig, LlamaForCausalLM, Tokenizer
 from llama.chat import chat_prompt
@@ -124,16 +125,16 @@ class ExtractiveQA(Task):
         return Windows(windows, kept, views, tokenizer.pad_id, batch_tokens)
 
     def frozen_pass(self, qa: QuestionAnswerer, prepared: Windows, candidates: list[SpanReadout], place: str,
-                    desc: str) -> WindowStates:
+                    desc: str, store: StateStore | None = None) -> WindowStates:
         """Run the base once over every window and store every token's state of each readout's block.
 
         `place` is where the states go ("accelerator", "ram", "disk"), or "stream": store nothing and
-        rerun the frozen pass for each training batch.
+        rerun the frozen pass for each training batch. With a `store`, the states it holds are reused.
         """
         blocks = sorted({r.block for r in candidates})
         device = qa.model.embed_tokens.weight.device
         stores, padding = window_states(qa, prepared.windows, prepared.kept, blocks, place, prepared.pad_id,
-                                        prepared.batch_tokens, desc)
+                                        prepared.batch_tokens, desc, store)
         views = prepared.views
         return WindowStates(stores, views, torch.tensor([v.start_position for v in views], device=device),
                               torch.tensor([v.end_position for v in views], device=device), candidates, padding)

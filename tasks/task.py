@@ -27,6 +27,7 @@ import torch
 from data.formats import DataFormat
 from errors import UserError
 from heads import FrozenBackboneHead
+from heads.store import StateStore
 from llama import LlamaConfig, LlamaForCausalLM, LlamaModel, Tokenizer
 
 Scores = tuple[dict, list[dict]]  # (metrics, one report row per test example)
@@ -89,9 +90,11 @@ class Task(abc.ABC):
         A sequence longer than `context_tokens` (the model's context) is cut to it where the task can."""
 
     @abc.abstractmethod
-    def frozen_pass(self, head: FrozenBackboneHead, prepared, candidates: list, place: str, desc: str):
+    def frozen_pass(self, head: FrozenBackboneHead, prepared, candidates: list, place: str, desc: str,
+                    store: StateStore | None = None):
         """Run the frozen base over `prepared` once and cache every candidate's states in `place`;
-        the result has `.only(readout)` and `len()`, and is what `batch_loss` and `predict` read."""
+        the result has `.only(readout)` and `len()`, and is what `batch_loss` and `predict` read.
+        With a `store`, the states it holds are reused and the rest computed and kept there."""
 
     @abc.abstractmethod
     def batch_loss(self, head: FrozenBackboneHead, states, indices: list[int]) -> torch.Tensor:

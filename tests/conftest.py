@@ -16,6 +16,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # One GGUF conversion per test session, never written into the user's own cache.
 SESSION_CACHE = tempfile.mkdtemp(prefix="llama-heads-test-cache-")
 os.environ["LLAMA_CACHE"] = SESSION_CACHE
+# Frozen states are stored per session too: reruns on the same data reuse them (and must give the same numbers).
+os.environ["LLAMA_HEADS_STATES"] = os.path.join(SESSION_CACHE, "states")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -162,7 +162,8 @@ def test_the_plan_places_the_larger_of_the_readout_choice_and_the_final_cache():
 
 SQUAD_AUTO = ["--task", "squad", "--squad-version", "2.0", "--data", "sample", "--epochs", "2", "--limit", "24",
               "--eval-limit", "8", "--batch-size", "8", "--max-length", "192", "--doc-stride", "64", "--block", "auto",
-              "--select-limit", "10", "--zero-shot", "none", "--cache", "memory"]
+              "--select-limit", "10", "--zero-shot", "none", "--cache", "memory",
+              "--cache-dir", "none"]  # (a store would add its own disk tables; this test counts those in memory)
 
 
 def test_step_4_keeps_only_the_chosen_readouts_validation_states(tiny, tmp_path, monkeypatch, capsys):
@@ -180,11 +181,11 @@ def test_step_4_keeps_only_the_chosen_readouts_validation_states(tiny, tmp_path,
         task = configured(args)
         base = type(task)
 
-        def frozen_pass(self, model, prepared, candidates, place, desc):
+        def frozen_pass(self, model, prepared, candidates, place, desc, store=None):
             gc.collect()
             alive_at[desc] = sum(ref() is not None for label, ref in made if label in ("selection", "val"))
             stage[0] = desc.split()[0]
-            return base.frozen_pass(self, model, prepared, candidates, place, desc)
+            return base.frozen_pass(self, model, prepared, candidates, place, desc, store)
 
         spy = type("Probed", (base,), {"frozen_pass": frozen_pass})
         return spy(**{f.name: getattr(task, f.name) for f in dataclasses.fields(task)})

@@ -1,32 +1,50 @@
-"""Write files so a crash or Ctrl-C never leaves a half-written one: temp file, then rename."""
+"""Write files so a crash or Ctrl-C never leaves a half-written one: temp file, then rename.
+
+A write that fails for lack of space or permission is one `UserError` line, the old file kept.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+
+from errors import UserError
+from heads.cache import size_text
 
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path beside `path`; on success rename it over `path`, else delete it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
         yield Path(tmp)
         # mkstemp makes 0600, and a writer may re-create the file (safetensors does): set normal permissions last
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except OSError as err:  # a full or read-only disk: one line, and the file it would replace is kept
+        free = shutil.disk_usage(path.parent).free if path.parent.is_dir() else 0
+        raise UserError(f"cannot write {path}: {err.strerror} ({size_text(free)} free there); free some space or "
+                        "choose another --output (a train.py run continues from its last checkpoint with --resume)") \
+            from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_text(path: str | Path, text: str) -> None:

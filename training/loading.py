@@ -11,6 +11,7 @@ import llama
 from data.sources import load_task_data
 from data.splits import holdout_split, take
 from errors import UserError
+from heads.store import StateStore, open_store
 from tasks import Task
 
 from . import distributed
@@ -78,6 +79,14 @@ def load_base(model: str, revision: str | None, device: torch.device, dtype: tor
     lm = llama.load_pretrained(model, dtype=dtype, device=device, revision=revision)
     distributed.say(f"{model}: device {device}, base dtype {str(dtype).removeprefix('torch.')}")
     return lm
+
+
+def open_states(cache_dir: str, limit_gib: float, model: str, revision: str | None, device: torch.device,
+                dtype: torch.dtype) -> StateStore | None:
+    """The persistent store of frozen states for this base, dtype and device type (None: --cache-dir none)."""
+    if limit_gib <= 0:
+        raise UserError("--cache-limit must be positive (GiB); --cache-dir none stores nothing")
+    return open_store(cache_dir, llama.resolve_checkpoint(model, revision=revision), dtype, device, limit_gib)
 
 
 def build_head(task: Task, lm: llama.LlamaForCausalLM, seed: int):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import math
 import time
 from pathlib import Path
@@ -33,7 +34,7 @@ from heads import FrozenBackboneHead
 from tasks import Task
 
 from . import distributed
-from .atomic import atomic_path
+from .atomic import write_bytes
 
 
 @dataclasses.dataclass
@@ -105,7 +106,7 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[i
 
 def train_head(model: FrozenBackboneHead, task: Task, states, settings: TrainSettings,
                checkpoint: Path | None = None, resume: bool = False, *, val_states=None,
-               patience: int | None = None, quiet: bool = False) -> list[dict]:
+               patience: int | None = None, quiet: bool = False, settings_sha256: str | None = None) -> list[dict]:
     """AdamW on the head's own parameters over the cached `states`; returns the per-epoch history.
 
     The frozen base never runs here: each step is the task's loss on a batch of cached items.
@@ -124,7 +125,8 @@ def train_head(model: FrozenBackboneHead, task: Task, states, settings: TrainSet
     lr (of the epoch's last step), seconds; with validation also val_loss and best_epoch
     (1-based, the best so far). A checkpoint after every epoch, written by rank 0, holds what
     an exact resume needs: head, optimizer, schedule, history, the average, and the best epoch's head.
-    `quiet` drops the per-epoch lines (readout selection trains many heads).
+    `quiet` drops the per-epoch lines (readout selection trains many heads). `settings_sha256`, the
+    hash of the run's settings, goes into the checkpoint so that --resume can refuse another run's.
     """
     log = (lambda message: None) if quiet else distributed.say
     if patience is not None and (val_states is None or patience < 1):
@@ -159,11 +161,12 @@ def train_head(model: FrozenBackboneHead, task: Task, states, settings: TrainSet
             + (f"val {row['val_loss']:.4f} (best epoch {row['best_epoch']})  " if val is not None else "")
             + f"lr {row['lr']:.3g}  {row['seconds']:.1f}s")
         if checkpoint is not None and distributed.is_main():
-            with atomic_path(checkpoint) as tmp:
-                torch.save({"head": model.head_state_dict(), "optimizer": optimizer.state_dict(),
-                            "scheduler": scheduler.state_dict(), "history": history,
-                            **({"average": average.state_dict()} if average else {}),
-                            **({"best_head": best_head} if best_head is not None else {})}, tmp)
+            buffer = io.BytesIO()  # serialised first, so a full disk is a plain OSError from one write
+            torch.save({"head": model.head_state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "history": history, "settings_sha256": settings_sha256,
+                        **({"average": average.state_dict()} if average else {}),
+                        **({"best_head": best_head} if best_head is not None else {})}, buffer)
+            write_bytes(checkpoint, buffer.getvalue())
     if best_head is not None:
         if stalled(history, patience) and len(history) < settings.epochs:
             log(f"stopped early: no better validation loss for {patience} epochs")
