@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> None:
     # 2. The readouts the flags allow, the token sequences, and the plan: sizes, FLOPs, where the states go.
     candidates = task.readouts(readout_choice(args), base_config)
     if len(candidates) > 1 and not val:
-        raise UserError("an 'auto' readout (--block, --pool, a sentence task's --echo left unset) is chosen on the "
-                        "validation slice: give --val-fraction above 0, or fix the readout")
+        raise UserError("several candidate blocks (--block auto, or a list) are chosen among on the validation "
+                        "slice: give --val-fraction above 0, or one --block")
     prepared = {name: task.prepare(tokenizer, part, candidates, args.batch_tokens) for name, part in mine.items()}
     plan = plan_cache(prepared["train"].lengths + prepared["val"].lengths, prepared["test"].lengths, base_config,
                       free, mode=args.cache, per_token=task.per_token,
@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
                                                               args.batch_tokens)
         candidate_states = {"train": task.frozen_pass(model, picked, candidates, plan.place, "selection states"),
                             "val": task.frozen_pass(model, prepared["val"], candidates, plan.place, "val states")}
+        timings["selection_frozen_pass_seconds"] = lap()  # the training part's states: reused below if whole
         readout, selection = choose_readout(task, model, candidate_states["train"], candidate_states["val"],
                                             mine["val"], val, settings, args.patience)
         distributed.say(f"chosen readout: {dataclasses.asdict(readout)}")
