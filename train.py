@@ -54,7 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "--help shows R's defaults for T")
     p.add_argument("--lr", type=float, default=default("lr"), help="AdamW learning rate" + per_task)
     p.add_argument("--batch-size", type=int, default=default("batch_size"), help="head training batch" + per_task)
-    p.add_argument("--epochs", type=int, default=default("epochs"), help="epochs (the cap, with a validation slice)" + per_task)
+    p.add_argument("--epochs", type=int, default=default("epochs"),
+                   help="epochs (the cap, with a validation slice)" + per_task)
     p.add_argument("--val-fraction", type=float, default=default("val_fraction"),
                    help="seeded share of the training examples held out to choose the epoch and readout (0: none)"
                         + per_task)
@@ -111,12 +112,20 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError("several candidate blocks (--block auto, or a list) are chosen among on the validation "
                         "slice: give --val-fraction above 0, or one --block")
     prepared = {name: task.prepare(tokenizer, part, candidates, args.batch_tokens) for name, part in mine.items()}
+    picked, selection_cache = None, None  # with a choice of readout: the selection subset, what step 4 caches
+    if len(candidates) > 1:
+        subset = take(train, args.select_limit, args.seed)
+        whole = len(subset) == len(train)
+        picked = prepared["train"] if whole else task.prepare(tokenizer, distributed.shard(subset), candidates,
+                                                              args.batch_tokens)
+        tables = len({r.block for r in candidates}) if task.per_token else len(candidates)  # per block / readout
+        selection_cache = (picked.cached_lengths + prepared["val"].cached_lengths, tables)
     plan = plan_cache(prepared["train"].lengths + prepared["val"].lengths, prepared["test"].lengths, base_config,
                       free, mode=args.cache, per_token=task.per_token,
                       examples=(len(mine["train"]) + len(mine["val"]), len(mine["test"])),
                       cached_lengths=(prepared["train"].cached_lengths + prepared["val"].cached_lengths,
                                       prepared["test"].cached_lengths),
-                      depth=max(r.block for r in candidates))
+                      depth=max(r.block for r in candidates), selection=selection_cache)
     distributed.say(f"{len(train):,} training, {len(val):,} validation and {len(test):,} test examples"
                     + (f" ({distributed.world_size()} ranks; the plan is rank 0's share)"
                        if distributed.world_size() > 1 else ""))
@@ -128,12 +137,9 @@ def main(argv: list[str] | None = None) -> None:
     settings = train_settings(args)
     # 4. When the flags leave a choice of readout (block, echo, pooling), make it on the validation slice:
     #    one frozen pass over up to --select-limit training examples caches every candidate's state.
+    #    Only the chosen readout's states are kept (all of them when the subset is the whole training part).
     readout, selection, states = candidates[0], [], {}
-    if len(candidates) > 1:
-        subset = take(train, args.select_limit, args.seed)
-        whole = len(subset) == len(train)
-        picked = prepared["train"] if whole else task.prepare(tokenizer, distributed.shard(subset), candidates,
-                                                              args.batch_tokens)
+    if picked is not None:
         candidate_states = {"train": task.frozen_pass(model, picked, candidates, plan.place, "selection states"),
                             "val": task.frozen_pass(model, prepared["val"], candidates, plan.place, "val states")}
         timings["selection_frozen_pass_seconds"] = lap()  # the training part's states: reused below if whole
@@ -143,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.manual_seed(args.seed)
         model.reset_head()  # the init every candidate started from
         states = {name: s.only(readout) for name, s in candidate_states.items() if name == "val" or whole}
+        del candidate_states  # the other candidates' tables: freed before step 5 caches the rest
         timings["readout_selection_seconds"] = lap()
     # 5. Run the base once over every split and cache the chosen readout's states.
     for name in mine:
@@ -211,9 +218,9 @@ def show(task: Task, label: str, metrics: dict | None) -> None:
         print(f"{label + ':':<28}{task.headline(metrics)}")
 
 
-def write_outputs(args: argparse.Namespace, task: Task, model, base_config, config: dict, metrics: dict, predictions: list[dict],
-                  history: list[dict], readout: dict, selection: list[dict], decision: dict,
-                  timings: dict) -> None:
+def write_outputs(args: argparse.Namespace, task: Task, model, base_config, config: dict, metrics: dict,
+                  predictions: list[dict], history: list[dict], readout: dict, selection: list[dict],
+                  decision: dict, timings: dict) -> None:
     """The head, metrics, predictions, pictures and report.md, each written atomically; optionally pushed."""
     out = args.output
     save_head(out / HEAD_FILE, model.head_state_dict(), base_model=args.model, config=base_config,

@@ -36,6 +36,7 @@ from data.qa_windows import make_windows  # noqa: E402
 from data.splits import holdout_split  # noqa: E402
 from data.squad import read_squad_json  # noqa: E402
 from data.sst2 import encode_sentences, read_sst2_tsv  # noqa: E402
+from tasks import TASKS  # noqa: E402
 from training.devices import FreeSpace  # noqa: E402
 from training.plan import GIB, PLACE_NAMES, parameter_count, plan_cache  # noqa: E402
 
@@ -68,14 +69,19 @@ def workloads(tokenizer: llama.Tokenizer, sst2_train: Path, squad_dir: Path) -> 
 
     Each task twice: the report's layout (plain), and the converged recipe's (echo: SST-2's sentence,
     SQuAD's question and window, fed twice), which doubles the tokens and, for SQuAD, the cache.
+    The converged recipe also chooses its readout first (`selection`): every candidate's states
+    (one table per candidate block of --block auto, each task's `auto_blocks`) of --select-limit 2,000
+    training examples and the 10% validation slice, held at once until the choice is made.
     """
     sentences = [e.text for e in read_sst2_tsv(sst2_train)]
     out = []
     for echo in (False, True):
         lengths = [len(s) for s in encode_sentences(tokenizer, sentences, echo=echo)[0]]
         train, test = holdout_split(lengths)
+        chosen = SELECT_LIMIT + round(VAL_FRACTION * len(train))
+        selection = ([1] * chosen, len(TASKS["sst2"].auto_blocks)) if echo else None
         out.append((f"SST-2, {LAYOUT[echo]}", {"train_lengths": train, "test_lengths": test, "per_token": False,
-                                              "examples": (len(train), len(test))}))
+                                              "examples": (len(train), len(test)), "selection": selection}))
     for version, questions in SQUAD_TRAIN_QUESTIONS.items():
         dev = read_squad_json(squad_dir / f"dev-v{version}.json")
         train_q, test_q = (len(part) for part in holdout_split(range(questions)))
@@ -86,14 +92,17 @@ def workloads(tokenizer: llama.Tokenizer, sst2_train: Path, squad_dir: Path) -> 
             kept = [1 + sum(span is not None for span in w.offsets) if echo else len(w.input_ids) for w in windows]
             per_question = len(lengths) / len(dev)
             counts = round(train_q * per_question), round(test_q * per_question)
+            chosen = round((SELECT_LIMIT + round(VAL_FRACTION * train_q)) * per_question)
             out.append((f"SQuAD v{version}, {LAYOUT[echo]}", {
                 "train_lengths": scaled(lengths, counts[0], seed=1), "test_lengths": scaled(lengths, counts[1], seed=2),
                 "cached_lengths": (scaled(kept, counts[0], seed=1), scaled(kept, counts[1], seed=2)),
-                "per_token": True, "examples": (train_q, test_q)}))
+                "per_token": True, "examples": (train_q, test_q),
+                "selection": (scaled(kept, chosen, seed=3), len(TASKS["squad"].auto_blocks)) if echo else None}))
     return out
 
 
 LAYOUT = {False: "plain", True: "echo"}
+SELECT_LIMIT, VAL_FRACTION = 2000, 0.1  # the converged recipe's readout choice (train.py's defaults)
 
 
 def main() -> None:
@@ -105,9 +114,9 @@ def main() -> None:
         tokenizer = llama32_tokenizer(Path(directory))
         data = workloads(tokenizer, args.sst2, args.squad_dir)
     print("| model | data (holdout) | examples train / test | sequences train / test | tokens | mean T "
-          "| frozen pass (PFLOP) | at 40% of 989 TFLOP/s | cache (GiB) | usable GPU / RAM / disk (GiB) | "
-          "`--cache auto` |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
+          "| frozen pass (PFLOP) | at 40% of 989 TFLOP/s | cache (GiB) | choosing the readout (GiB) "
+          "| usable GPU / RAM / disk (GiB) | `--cache auto` |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for name in MODELS:
         config = llama.load_config(name)
         weights = parameter_count(config) * 2  # bf16
@@ -120,7 +129,8 @@ def main() -> None:
             print(f"| {name.split('/')[1]} | {data_name} | {plan.examples[0]:,} / {plan.examples[1]:,} "
                   f"| {plan.sequences[0]:,} / {plan.sequences[1]:,} | {tokens / 1e6:.2f}M | {tokens / sequences:.0f} "
                   f"| {sum(plan.flops) / 1e15:,.1f} | {sum(plan.flops) / ASSUMED_FLOPS_PER_SECOND / 60:.1f} min "
-                  f"| {plan.cache_bytes / GIB:.1f} | {room} | {PLACE_NAMES[plan.place]} |")
+                  f"| {plan.cache_bytes / GIB:.1f} | {plan.selection_bytes / GIB:.1f} | {room} "
+                  f"| {PLACE_NAMES[plan.place]} |")
 
 
 if __name__ == "__main__":

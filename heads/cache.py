@@ -50,7 +50,7 @@ class TokenStateTable:
     def __init__(self, lengths: list[int], dim: int, *, place: str = "ram", device: torch.device | str = "cpu") -> None:
         self.lengths = lengths
         self.device = torch.device(device)
-        self.starts = torch.tensor(np.concatenate([[0], np.cumsum(lengths)]), dtype=torch.long)
+        self.starts = torch.tensor(np.concatenate([[0], np.cumsum(lengths)]), dtype=torch.long)  # (N + 1,) host
         rows, size = int(self.starts[-1]), table_bytes(lengths, dim)
         if place not in PLACES:
             raise ValueError(f"place must be one of {PLACES}, not {place!r}")
@@ -63,6 +63,8 @@ class TokenStateTable:
         else:
             self._table = torch.empty(rows, dim, dtype=torch.bfloat16,
                                       device=self.device if place == "accelerator" else "cpu")
+        # where `batch` computes row numbers: beside the rows it gathers, so nothing is built on the host and copied
+        self._starts_there = self.starts.to(self._table.device) if place == "accelerator" else self.starts
 
     @property
     def on_disk(self) -> bool:
@@ -100,21 +102,25 @@ class TokenStateTable:
     def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Right-padded float32 hidden states (B, T, C) and their (B, T) mask, on `device`.
 
-        One gather of B x T row numbers; padding positions read row `start` and are zeroed.
+        One gather of B x T row numbers; padding positions read row `start` and are zeroed. The row
+        numbers and the mask are computed where the table lives (for an accelerator table, on the GPU:
+        only the B indices cross the bus, queued without waiting), and T comes from the host's lengths,
+        so no GPU value is read back.
         """
-        starts = self.starts[indices]  # (B,)
-        lengths = self.starts[[i + 1 for i in indices]] - starts
-        T = int(lengths.max())
-        offsets = torch.arange(T)
+        T = max(self.lengths[i] for i in indices)
+        index = device_index(indices, self._starts_there.device)  # (B,)
+        starts = self._starts_there[index]
+        lengths = self._starts_there[index + 1] - starts
+        offsets = torch.arange(T, device=starts.device)
         mask = offsets[None, :] < lengths[:, None]  # (B, T)
         rows = starts[:, None] + torch.where(mask, offsets[None, :], 0)  # (B, T) row numbers
         if self.on_disk:
             bits = self._bits[rows.flatten().numpy()]  # (B*T, C) uint16, read from the memmap
             gathered = torch.from_numpy(bits.view(np.int16)).view(torch.bfloat16).view(*rows.shape, -1)
         else:
-            gathered = self._table[rows.to(self._table.device)]  # (B, T, C) bf16
-        mask = mask.to(self.device)
-        hidden = gathered.to(self.device).float().masked_fill(~mask[..., None], 0.0)
+            gathered = self._table[rows]  # (B, T, C) bf16
+        mask = mask.to(self.device, non_blocking=True)
+        hidden = gathered.to(self.device, non_blocking=True).float().masked_fill(~mask[..., None], 0.0)
         return hidden, mask.long()
 
 
@@ -154,6 +160,12 @@ class StreamedStates:
         mask = attention_mask.to(self.device)
         hidden = hidden.to(self.device, torch.bfloat16).float().masked_fill(~mask.bool()[..., None], 0.0)
         return hidden, mask
+
+
+def device_index(indices: list[int], device: torch.device) -> torch.Tensor:
+    """`indices` as a (B,) int64 tensor on `device`. The host-to-GPU copy is queued (non_blocking): a plain
+    copy, or indexing a GPU tensor with a list, would first wait for every GPU kernel queued before it."""
+    return torch.tensor(indices, dtype=torch.long).to(device, non_blocking=True)
 
 
 def keep_positions(hidden: torch.Tensor, positions: list[list[int]]) -> torch.Tensor:

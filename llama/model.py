@@ -157,6 +157,11 @@ def attention_mask_4d(attention_mask: torch.Tensor, past: int, T: int) -> torch.
     return allowed[:, None]
 
 
+def is_right_padded(attention_mask: torch.Tensor) -> bool:
+    """True when every row of the (B, S) mask is its real tokens followed only by padding."""
+    return bool((attention_mask[:, 1:] <= attention_mask[:, :-1]).all())
+
+
 class LlamaModel(nn.Module):
     """Embeddings, decoder layers and the final norm: token ids -> hidden states."""
 
@@ -172,7 +177,9 @@ class LlamaModel(nn.Module):
                 position_ids: torch.Tensor | None = None, cache: KVCache | None = None) -> torch.Tensor:
         """(B, T) ids -> (B, T, C) normed hidden states after the last block.
 
-        `attention_mask` (B, S) covers cached and new tokens, 1 = real token.
+        `attention_mask` (B, S) covers cached and new tokens, 1 = real token. Right padding (and no
+        cache) runs plain causal attention: the real tokens' states are the same, and the states at
+        padding positions, which no caller reads, are unspecified.
         `position_ids` default to past .. past + T - 1 for every row.
         """
         return self._run_blocks(input_ids, attention_mask, position_ids, cache, [len(self.layers)])[0]
@@ -208,7 +215,10 @@ class LlamaModel(nn.Module):
             position_ids = torch.arange(past, past + T, device=input_ids.device).expand(B, T)
         mask = None
         if attention_mask is not None and not bool(attention_mask.all()):
-            mask = attention_mask_4d(attention_mask, past, T)
+            if past > 0 or not is_right_padded(attention_mask):
+                mask = attention_mask_4d(attention_mask, past, T)
+            # else right padding without a cache: under the causal mask no real token sees a later pad,
+            # so plain causal attention gives the real tokens the same states and keeps SDPA's fast kernels
         elif past > 0 and T > 1:
             mask = attention_mask_4d(torch.ones(B, past + T, device=input_ids.device), past, T)
         x = self.embed_tokens(input_ids)  # (B, T, C)

@@ -18,7 +18,7 @@ from data.qa_windows import QAWindow, make_windows
 from data.formats import DataFormat
 from data.squad import QAExample, squad_format
 from heads import QuestionAnswerer, SpanReadout, StreamedStates, TokenStateTable, qa_loss
-from heads.cache import keep_positions
+from heads.cache import device_index, keep_positions
 from llama import LlamaConfig, LlamaForCausalLM, Tokenizer
 from llama.chat import chat_prompt
 from llama.generate import generate
@@ -157,7 +157,8 @@ class ExtractiveQA(Task):
     def batch(self, states: WindowStates, indices: list[int]) -> tuple[tuple[torch.Tensor, torch.Tensor],
                                                                        tuple[torch.Tensor, torch.Tensor]]:
         """((B, T, C) token states, (B, T) mask), ((B,) answer starts, (B,) answer ends)"""
-        return states.batch(indices), (states.starts[indices], states.ends[indices])
+        index = device_index(indices, states.starts.device)
+        return states.batch(indices), (states.starts[index], states.ends[index])
 
     def loss(self, qa: QuestionAnswerer, inputs: tuple[torch.Tensor, torch.Tensor],
              targets: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -225,7 +226,7 @@ class ExtractiveQA(Task):
                                          no_answer_threshold=threshold)}
         answerable = [e for e in examples if not e.is_impossible]
         if answerable:
-            from metrics import bleu, rouge  # here, not at the top: reading the head class (count_params.py) needs neither
+            from metrics import bleu, rouge  # imported here: reading the head class (count_params.py) needs neither
             texts = [answers[e.id] for e in answerable]
             golds = [e.answers for e in answerable]
             results["bleu"] = bleu.corpus_bleu(texts, golds)

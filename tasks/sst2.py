@@ -18,6 +18,7 @@ from data.formats import DataFormat
 from data.sst2 import SST2_FORMAT, SentenceExample, encode_sentences
 from errors import UserError
 from heads import ClassifierReadout, SequenceClassifier, pool_last_token
+from heads.cache import device_index
 from llama import LlamaConfig, LlamaForCausalLM, Tokenizer
 from metrics import classification
 
@@ -65,7 +66,8 @@ class PooledStates:
 
     def only(self, readout: ClassifierReadout) -> "PooledStates":
         r = self.readouts.index(readout)
-        return PooledStates(self.vectors[:, r:r + 1], self.labels, [readout], self.padding_fraction)
+        # a copy, not a view: the other readouts' vectors can then be freed
+        return PooledStates(self.vectors[:, r:r + 1].clone(), self.labels, [readout], self.padding_fraction)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,13 +136,15 @@ class SentenceClassification(Task):
 
     def batch(self, states: PooledStates, indices: list[int]) -> tuple[tuple[torch.Tensor], tuple[torch.Tensor]]:
         """((B, C) pooled states,), ((B,) labels,)"""
-        return (states.vectors[indices, 0],), (states.labels[indices],)
+        index = device_index(indices, states.vectors.device)
+        return (states.vectors[index, 0],), (states.labels[index],)
 
     def loss(self, classifier: SequenceClassifier, inputs: tuple[torch.Tensor],
              targets: tuple[torch.Tensor]) -> torch.Tensor:
         device = classifier.score.weight.device  # the vectors may wait in RAM while the head trains on a GPU
         (vectors,), (labels,) = inputs, targets
-        return F.cross_entropy(classifier.logits(vectors.to(device)), labels.to(device))
+        return F.cross_entropy(classifier.logits(vectors.to(device, non_blocking=True)),
+                               labels.to(device, non_blocking=True))
 
     def predict(self, classifier: SequenceClassifier, states: PooledStates,
                 examples: list[SentenceExample]) -> list[list[float]]:

@@ -23,7 +23,6 @@ from typing import Any, Callable, ClassVar
 
 import torch
 
-from data.formats import DataFormat
 from errors import UserError
 from heads import FrozenBackboneHead
 from llama import LlamaConfig, LlamaForCausalLM, Tokenizer

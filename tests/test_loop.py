@@ -59,6 +59,14 @@ def windows(lengths: list[int], seed: int) -> WindowStates:
                         readouts=[SpanReadout(1, echo=False)], padding_fraction=0.0)
 
 
+def with_batch_loss(task, batch_loss):
+    """`task` for the loop alone, on any states object: its batch is (states, indices), its loss
+    `batch_loss(head, states, indices)`."""
+    probed = type("Probed", (type(task),), {"batch": lambda self, states, indices: ((states, indices), ()),
+                                             "loss": lambda self, head, inputs, targets: batch_loss(head, *inputs)})
+    return probed(**{f.name: getattr(task, f.name) for f in dataclasses.fields(task)})
+
+
 def with_loss(task, loss):
     """`task`, its loss replaced by `loss(head, inputs, targets)` (a probe wrapping the real one)."""
     probed = type("Probed", (type(task),), {"loss": lambda self, *args: loss(*args)})

@@ -37,9 +37,16 @@ def cpu_has_native_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
         return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
-def resolve_device(device_flag: str, dtype_flag: str, *,
-                   cpu_bf16: Callable[[], bool] = cpu_has_native_bf16) -> tuple[torch.device, torch.dtype]:
-    """--device and --dtype -> (device, dtype of the frozen base); `cpu_bf16` is injectable for tests."""
+def cuda_has_native_bf16(device: torch.device) -> bool:
+    """True when this GPU multiplies bf16 natively (Ampere and later). Asked of `device` itself, not the
+    current GPU, and without counting emulation: a V100 or T4 emulates bf16, slower than fp16."""
+    with torch.cuda.device(device):
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+
+
+def resolve_device(device_flag: str, dtype_flag: str, *, cpu_bf16: Callable[[], bool] = cpu_has_native_bf16,
+                   cuda_bf16: Callable[[torch.device], bool] = cuda_has_native_bf16) -> tuple[torch.device, torch.dtype]:
+    """--device and --dtype -> (device, dtype of the frozen base); `cpu_bf16`, `cuda_bf16` are injectable for tests."""
     device = torch.device("cuda" if device_flag == "auto" and torch.cuda.is_available() else
                           "cpu" if device_flag == "auto" else device_flag)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -47,18 +54,23 @@ def resolve_device(device_flag: str, dtype_flag: str, *,
     if dtype_flag != "auto":
         return device, DTYPES[dtype_flag]
     if device.type == "cuda":
-        return device, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return device, torch.bfloat16 if cuda_bf16(device) else torch.float16
     return device, torch.bfloat16 if device.type == "cpu" and cpu_bf16() else torch.float32
 
 
 @dataclasses.dataclass
 class FreeSpace:
-    """Bytes free in each place a state cache can go; `accelerator` is None on a CPU run."""
+    """Bytes free in each place a state cache can go; `accelerator` is None on a CPU run.
+
+    Under torchrun the ranks of one node share its RAM and disk: `ram` and `disk` are then this
+    rank's equal share (`shares` ranks on the node); each rank has a GPU of its own.
+    """
 
     accelerator: int | None
     ram: int
     disk: int
     disk_path: str
+    shares: int = 1
 
 
 def free_accelerator_bytes(device: torch.device) -> int | None:
@@ -85,7 +97,13 @@ def free_disk_bytes(path: str | None = None) -> int:
     return shutil.disk_usage(path or tempfile.gettempdir()).free
 
 
+def local_ranks() -> int:
+    """Processes torchrun started on this node (LOCAL_WORLD_SIZE), 1 without torchrun."""
+    return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
 def free_space(device: torch.device) -> FreeSpace:
-    """Probe all three places at once, as the plan sees them."""
-    return FreeSpace(accelerator=free_accelerator_bytes(device), ram=available_ram_bytes(),
-                     disk=free_disk_bytes(), disk_path=tempfile.gettempdir())
+    """Probe all three places at once, as the plan sees them: RAM and disk as this rank's share of the node's."""
+    shares = local_ranks()
+    return FreeSpace(accelerator=free_accelerator_bytes(device), ram=available_ram_bytes() // shares,
+                     disk=free_disk_bytes() // shares, disk_path=tempfile.gettempdir(), shares=shares)

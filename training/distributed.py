@@ -99,6 +99,15 @@ def sum_scalar(value: float) -> float:
     return total.item()
 
 
+def sum_each(values: torch.Tensor) -> list[float]:
+    """Each entry of the 1-d `values` summed over all ranks (float64), read back to the host in one sync."""
+    if world_size() == 1:
+        return values.tolist()
+    total = values.to(_device(), torch.float64)
+    dist.all_reduce(total)
+    return total.tolist()
+
+
 def all_reduce_gradients(params: Iterable[torch.nn.Parameter]) -> None:
     """Replace every parameter's `.grad` by the sum of its gradients over all ranks (one collective).
 

@@ -199,10 +199,12 @@ def train_epoch(model: FrozenBackboneHead, task: Task, train: distributed.Shard,
     factor is 1.0, which changes no bit of the loss or its gradient.
     """
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    started, losses = time.perf_counter(), []
+    started, shares = time.perf_counter(), []  # this rank's share of each step's loss, left on the device
+    no_share = torch.zeros((), device=params[0].device)
     batches = epoch_batches(train.total, settings.batch_size, settings.seed, epoch)
     bar = Progress(len(batches), f"epoch {epoch + 1}/{settings.epochs}", "batch") if distributed.is_main() else None
-    for step, batch in enumerate(bar.iterate(batches) if bar else batches):
+    shown = time.monotonic()
+    for batch in bar.iterate(batches) if bar else batches:
         lr = scheduler.get_last_lr()[0]
         mine = train.local(batch)  # this rank's items of the global batch (all of them in one process)
         loss = None
@@ -211,10 +213,6 @@ def train_epoch(model: FrozenBackboneHead, task: Task, train: distributed.Shard,
             # their (B, T) mask, targets (B,) answer starts and (B,) ends
             inputs, targets = task.batch(train.states, mine)
             loss = task.loss(model, inputs, targets) * (len(mine) / len(batch))  # this rank's share of the mean
-        batch_mean = distributed.sum_scalar(loss.item() if loss is not None else 0.0)  # the batch's mean loss
-        if not math.isfinite(batch_mean):  # the same value on every rank: all stop together
-            raise UserError(f"training loss became {batch_mean} at epoch {epoch + 1} step {step + 1}; "
-                            "lower --lr or use --dtype float32")
         optimizer.zero_grad(set_to_none=True)
         if loss is not None:
             loss.backward()
@@ -224,9 +222,16 @@ def train_epoch(model: FrozenBackboneHead, task: Task, train: distributed.Shard,
         scheduler.step()
         if average is not None:
             average.update()
-        losses.append(batch_mean)
-        if bar:
-            bar.set_postfix(loss=f"{batch_mean:.4f}")
+        shares.append(loss.detach() if loss is not None else no_share)
+        if bar and distributed.world_size() == 1 and time.monotonic() - shown >= 1.0:  # one host sync a second
+            bar.set_postfix(loss=f"{float(torch.stack(shares).mean()):.4f}")
+            shown = time.monotonic()
+    # Each step's mean loss over the whole batch, read back once per epoch (summed over ranks: the same everywhere).
+    losses = distributed.sum_each(torch.stack(shares))
+    bad = next((step for step, value in enumerate(losses) if not math.isfinite(value)), None)
+    if bad is not None:  # every rank sees the same values: all stop together
+        raise UserError(f"training loss became {losses[bad]} at epoch {epoch + 1} step {bad + 1}; "
+                        "lower --lr or use --dtype float32")
     return {"epoch": epoch + 1, "mean_loss": sum(losses) / len(losses), "step_losses": losses, "lr": lr,
             "seconds": round(time.perf_counter() - started, 3)}
 
@@ -234,10 +239,14 @@ def train_epoch(model: FrozenBackboneHead, task: Task, train: distributed.Shard,
 @torch.no_grad()
 def validation_loss(model: FrozenBackboneHead, task: Task, val: distributed.Shard, batch_size: int) -> float:
     """The mean loss over every validation item of every rank, computed in batches of this rank's items."""
-    total = 0.0
+    sizes, losses = [], []  # per batch of this rank's items; the losses stay on the device until the end
     for first in range(0, len(val), batch_size):
         local = list(range(first, min(first + batch_size, len(val))))
-        total += task.batch_loss(model, val.states, local).item() * len(local)
+        sizes.append(len(local))
+        losses.append(task.batch_loss(model, val.states, local))
+    total = 0.0
+    for size, loss in zip(sizes, torch.stack(losses).tolist() if losses else []):  # one host sync
+        total += loss * size
     mean = distributed.sum_scalar(total) / val.total
     if not math.isfinite(mean):
         raise UserError(f"validation loss became {mean}: the validation states hold non-finite values")

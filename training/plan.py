@@ -108,6 +108,12 @@ class CachePlan:
     place: str
     free: FreeSpace
     room: dict[str, int | None]
+    selection_bytes: int = 0  # what choosing the readout holds at once: every candidate's tables (0: no choice)
+
+    @property
+    def peak_bytes(self) -> int:
+        """The most the cache holds at once: the readout choice's tables, or the final ones (the place holds this)."""
+        return max(self.cache_bytes, self.selection_bytes)
 
     def render(self) -> str:
         """A few short lines: the data, the work, the cache, where it goes and why."""
@@ -129,16 +135,20 @@ class CachePlan:
             f"plan: train {n_train:,} examples -> {s_train:,} sequences, {t_train:,} tokens; "
             f"test {n_test:,} -> {s_test:,}, {t_test:,} tokens",
             f"plan: frozen pass {sum(self.flops):.3g} FLOPs (train {self.flops[0]:.3g}, test {self.flops[1]:.3g})",
-            f"plan: state cache {gib(self.cache_bytes)}, {kind}",
-            f"plan: usable (free): {', '.join(seen)}",
+            f"plan: state cache {gib(self.cache_bytes)}, {kind}"
+            + (f"; choosing the readout holds {gib(self.selection_bytes)} (every candidate's), freed after"
+               if self.selection_bytes else ""),
+            f"plan: usable (free): {', '.join(seen)}"
+            + (f"; RAM and disk: this rank's 1/{self.free.shares} of the node's" if self.free.shares > 1 else ""),
             f"plan: --cache {self.mode} -> {PLACE_NAMES[self.place]}: {why}",
         ])
 
 
 def plan_cache(train_lengths: list[int], test_lengths: list[int], config: LlamaConfig, free: FreeSpace, *,
-                  mode: str = "auto", per_token: bool = True, cached_layers: int = 1,
-                  examples: tuple[int, int] | None = None,
-                  cached_lengths: tuple[list[int], list[int]] | None = None, depth: int | None = None) -> CachePlan:
+               mode: str = "auto", per_token: bool = True, cached_layers: int = 1,
+               examples: tuple[int, int] | None = None,
+               cached_lengths: tuple[list[int], list[int]] | None = None, depth: int | None = None,
+               selection: tuple[list[int], int] | None = None) -> CachePlan:
     """Size the run from its sequences' token lengths and place the cache, before any forward pass.
 
     `auto` takes the first place that holds both tables with its margin: accelerator memory
@@ -147,18 +157,26 @@ def plan_cache(train_lengths: list[int], test_lengths: list[int], config: LlamaC
     cannot hold the cache; `stream` always streams. `cached_lengths` (train, test): the tokens per
     sequence that are stored, where fewer than the pass computes (the head reads only some).
     `depth`: the deepest block the readouts need (the pass stops there); default all.
+    `selection` (cached lengths, tables per sequence): what choosing the readout caches first, every
+    candidate's states of the selection subset and validation slice, held until the choice is made;
+    the place must hold the larger of that and the final cache.
     """
     if mode not in MODES:
         raise UserError(f"--cache must be one of {', '.join(MODES)}, not {mode!r}")
     need = sum(cache_bytes(config, lengths, per_token=per_token, cached_layers=cached_layers)
                for lengths in (cached_lengths or (train_lengths, test_lengths)))
+    selection_need = 0
+    if selection is not None:
+        lengths, tables = selection
+        selection_need = tables * cache_bytes(config, lengths, per_token=per_token)
     room = usable_room(free)
     return CachePlan(
         examples=examples or (len(train_lengths), len(test_lengths)),
         sequences=(len(train_lengths), len(test_lengths)),
         tokens=(sum(train_lengths), sum(test_lengths)),
         flops=(forward_flops(config, train_lengths, depth), forward_flops(config, test_lengths, depth)),
-        cache_bytes=need, per_token=per_token, mode=mode, place=choose_place(mode, need, room), free=free, room=room)
+        cache_bytes=need, per_token=per_token, mode=mode, place=choose_place(mode, max(need, selection_need), room),
+        free=free, room=room, selection_bytes=selection_need)
 
 
 def free_after_loading(free: FreeSpace, config: LlamaConfig, dtype: torch.dtype, device: torch.device) -> FreeSpace:
