@@ -17,7 +17,7 @@ from pathlib import Path
 import llama
 from errors import UserError, exit_on_user_error
 from flags import chosen_task, common_parser, configured_task, data_settings, readout_choice
-from llama.loading import REPO_ID
+from heads.head_file import locate_head, read_head_task
 from tasks import Task
 from training import atomic
 from training.devices import free_space, resolve_device
@@ -31,31 +31,21 @@ INHERITED = ("model", "revision", "data", "split", "squad_version", "seed", "lim
              "max_length", "doc_stride", "dtype", "no_answer_threshold")
 
 
-def resolve_head(head: str) -> Path:
-    """A local run directory as is; a Hub repo id downloaded (head, config and metrics only)."""
-    path = Path(head).expanduser()
-    if path.is_dir() or not REPO_ID.match(head):
-        return path
-    import huggingface_hub
-
-    try:
-        return Path(huggingface_hub.snapshot_download(head, allow_patterns=["head.safetensors", "*.json"]))
-    except Exception as err:  # offline, missing, gated: one line either way
-        raise UserError(f"cannot download the head {head!r} ({type(err).__name__}); pass the run's local "
-                        "directory, or log in (`huggingface-cli login` or HF_TOKEN=...)") from None
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     task, recipe = chosen_task(argv, "report")  # the readout of a baseline without --head: the report's
-    p = common_parser(__doc__.split("\n\n")[0], task, recipe)
-    p.add_argument("--head", help="output directory of a train.py run (holds head.safetensors), "
-                                  "or the Hub repo a run was pushed to")
+    p = common_parser(__doc__.split("\n\n")[0], task, recipe,
+                      output_help="directory for metrics.json and predictions.jsonl (default: none, print only)")
+    p.groups["model"].add_argument("--head", help="output directory of a train.py run (holds head.safetensors), "
+                                                  "or the Hub repo a run was pushed to")
     known, _ = p.parse_known_args(argv)
     if known.head is not None:
-        known.head = resolve_head(known.head)
+        known.head = locate_head(known.head)
         config_path = known.head / "train_config.json"
         if not config_path.is_file():
             raise UserError(f"{config_path} not found: --head needs the output directory of a train.py run")
+        head_task = read_head_task(known.head)
+        if head_task is not None and head_task != task.name:
+            raise UserError(f"{known.head} holds a {head_task!r} head, not {task.name!r}: pass --task {head_task}")
         trained = json.loads(config_path.read_text())
         p.set_defaults(zero_shot="none", **{k: trained[k] for k in INHERITED if k in trained})
     args = p.parse_args(argv)
@@ -107,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
             metrics["zero_shot_head"], predictions = evaluate(task, model, states, test, test)
             print(f"zero-shot (untrained head): {task.headline(metrics['zero_shot_head'])}")
         if args.head is not None:
-            model.load_head_state_dict(tensors)
+            model.load_head_state_dict(tensors, readout=readout)
             task = task.with_decision(json.loads(metadata.get("decision", "{}")))  # e.g. the no-answer threshold
             metrics["fine_tuned"], predictions = evaluate(task, model, states, test, test)
             print(f"head from {args.head} (base {metadata['base_model']}): {task.headline(metrics['fine_tuned'])}")
@@ -121,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
         atomic.write_jsonl(Path(args.output) / "predictions.jsonl", predictions)
         print(f"wrote {args.output}/: metrics.json, predictions.jsonl")
     if args.push_to_hub:
-        print(f"pushed to {push_head(args.head, args.push_to_hub, base_model=args.model, task=task.name)}")
+        print(f"pushed to {push_head(args.head, args.push_to_hub)}")
     return metrics
 
 

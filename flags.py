@@ -78,62 +78,69 @@ def task_default(task: Task | None, recipe: str, field: str):
     return recipe_row[field] if field in recipe_row else getattr(task, field, None)
 
 
-def common_parser(description: str, task: Task | None, recipe: str) -> ArgumentParser:
-    """The flags of both scripts, with `task`'s defaults (under `recipe`) where they depend on it."""
+def common_parser(description: str, task: Task | None, recipe: str,
+                  output_help: str = "output directory (default runs/<task>)") -> ArgumentParser:
+    """The flags of both scripts, with `task`'s defaults (under `recipe`) where they depend on it, in
+    --help groups the scripts add to (`p.groups[title]`): data, model, readout, training, output (an
+    empty group is not shown)."""
     p = ArgumentParser(description=description, formatter_class=DefaultsHelp)
+    p.groups = {title: p.add_argument_group(title) for title in ("data", "model", "readout", "training", "output")}
+    data, model, readout, _, output = p.groups.values()
     per_task = "" if task else " " + PER_TASK
 
     def default(field: str):
         return task_default(task, recipe, field)
 
-    p.add_argument("--task", required=True, choices=list(TASKS), help="which task head")
-    p.add_argument("--model", default="meta-llama/Llama-3.2-1B",
-                   help="Hub id, checkpoint directory, .gguf file, or smollm2-135m (bundled, offline)")
-    p.add_argument("--revision", help="Hub revision (branch, tag or commit) of --model")
-    p.add_argument("--data", default=task.default_data if task else None,
-                   help="a path, a canonical name to download (sst2, squad, squad_v2), or 'sample' (bundled "
-                        "offline samples)" + per_task)
-    p.add_argument("--split", choices=["holdout", "dev"], default="holdout",
-                   help="holdout: 80:20 split of the training file with --seed (the original protocol); "
-                        "dev: train on the training file, test on the official dev file")
-    p.add_argument("--seed", type=int, default=1, help="split, shuffling and head initialisation seed")
-    p.add_argument("--limit", type=int, help="use only N training examples (seeded, class-balanced)")
-    p.add_argument("--eval-limit", type=int, help="use only N test examples (seeded, class-balanced)")
-    p.add_argument("--block", default=default("block"),
-                   help="the block whose output the head reads: a number, last, several numbers (15,20: chosen on "
-                        "the validation slice), or auto (the task's candidates, chosen likewise)" + per_task)
-    p.add_argument("--echo", action=argparse.BooleanOptionalAction, default=default("echo"),
-                   help="feed the input twice (a sentence; a question and its context) and read the head on the "
-                        "second copy" + per_task)
+    data.add_argument("--task", required=True, choices=list(TASKS), help="which task head")
+    model.add_argument("--model", default="meta-llama/Llama-3.2-1B",
+                       help="Hub id, checkpoint directory, .gguf file, or smollm2-135m (bundled, offline)")
+    model.add_argument("--revision", help="Hub revision (branch, tag or commit) of --model")
+    data.add_argument("--data", default=task.default_data if task else None,
+                      help="a path, a canonical name to download (sst2, squad, squad_v2), or 'sample' (bundled "
+                           "offline samples)" + per_task)
+    data.add_argument("--split", choices=["holdout", "dev"], default="holdout",
+                      help="holdout: 80:20 split of the training file with --seed (the original protocol); "
+                           "dev: train on the training file, test on the official dev file")
+    data.add_argument("--seed", type=int, default=1, help="split, shuffling and head initialisation seed")
+    data.add_argument("--limit", type=int, help="use only N training examples (seeded, class-balanced)")
+    data.add_argument("--eval-limit", type=int, help="use only N test examples (seeded, class-balanced)")
+    readout.add_argument("--block", default=default("block"),
+                         help="the block whose output the head reads: a number, last, several numbers (15,20: "
+                              "chosen on the validation slice), or auto (the task's candidates, chosen likewise)"
+                              + per_task)
+    readout.add_argument("--echo", action=argparse.BooleanOptionalAction, default=default("echo"),
+                         help="feed the input twice (a sentence; a question and its context) and read the head on "
+                              "the second copy" + per_task)
     if task is None or "pool" in task.own_flags:
-        p.add_argument("--pool", choices=["last", "mean"], default=default("pool"),
-                       help="sentence tasks: the sentence's last token, or the mean of its tokens (of the second "
-                            "copy with --echo)" + per_task)
+        readout.add_argument("--pool", choices=["last", "mean"], default=default("pool"),
+                             help="sentence tasks: the sentence's last token, or the mean of its tokens (of the "
+                                  "second copy with --echo)" + per_task)
     if task is None or "squad_version" in task.own_flags:
-        p.add_argument("--squad-version", choices=["1.1", "2.0"], default=default("squad_version"),
-                       help="SQuAD version" + per_task)
-        p.add_argument("--max-length", type=int, default=default("max_length"),
-                       help="tokens per SQuAD window (sentences are never truncated)" + per_task)
-        p.add_argument("--doc-stride", type=int, default=default("doc_stride"),
-                       help="overlap between the windows of a SQuAD context" + per_task)
-        p.add_argument("--no-answer-threshold", type=probability_or_auto, metavar="auto|P",
-                       default=default("no_answer_threshold"),
-                       help="SQuAD 2.0: answer '' where the no-answer probability is above P (0.5: where the slot "
-                            "outscores the best span); auto: the threshold with the best F1 on the validation "
-                            "slice" + per_task)
-    p.add_argument("--zero-shot", choices=ZERO_SHOT, default="all",
-                   help="baselines: the untrained head (head), the LM prompted (prompt), both, or none")
-    p.add_argument("--dtype", choices=["auto", *DTYPES], default="auto",
-                   help="dtype of the frozen base; auto: bfloat16 on CUDA (float16 if unsupported) and on CPUs "
-                        "with native bf16 matrix units, else float32")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--batch-tokens", type=int, default=4096,
-                   help="tokens (padding included) per forward pass of the frozen base")
-    p.add_argument("--cache", choices=MODES, default="auto",
-                   help="where the frozen states go: auto (the first of accelerator memory, RAM, disk that holds "
-                        "them, else stream), memory, disk (a memmap under $TMPDIR), or stream (recompute each epoch)")
-    p.add_argument("--output", help="output directory (default runs/<task>)")
-    p.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the head, config, metrics and card")
+        data.add_argument("--squad-version", choices=["1.1", "2.0"], default=default("squad_version"),
+                          help="SQuAD version" + per_task)
+        data.add_argument("--max-length", type=int, default=default("max_length"),
+                          help="tokens per SQuAD window (sentences are never truncated)" + per_task)
+        data.add_argument("--doc-stride", type=int, default=default("doc_stride"),
+                          help="overlap between the windows of a SQuAD context" + per_task)
+        readout.add_argument("--no-answer-threshold", type=probability_or_auto, metavar="auto|P",
+                             default=default("no_answer_threshold"),
+                             help="SQuAD 2.0: answer '' where the no-answer probability is above P (0.5: where the "
+                                  "slot outscores the best span); auto: the threshold with the best F1 on the "
+                                  "validation slice" + per_task)
+    output.add_argument("--zero-shot", choices=ZERO_SHOT, default="all",
+                        help="baselines: the untrained head (head), the LM prompted (prompt), both, or none")
+    model.add_argument("--dtype", choices=["auto", *DTYPES], default="auto",
+                       help="dtype of the frozen base; auto: bfloat16 on CUDA (float16 if unsupported) and on CPUs "
+                            "with native bf16 matrix units, else float32")
+    model.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    model.add_argument("--batch-tokens", type=int, default=4096,
+                       help="tokens (padding included) per forward pass of the frozen base")
+    model.add_argument("--cache", choices=MODES, default="auto",
+                       help="where the frozen states go: auto (the first of accelerator memory, RAM, disk that "
+                            "holds them, else stream), memory, disk (a memmap under $TMPDIR), or stream (recompute "
+                            "each epoch)")
+    output.add_argument("--output", help=output_help)
+    output.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the head, config, metrics and card")
     return p
 
 

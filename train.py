@@ -48,33 +48,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         return task.recipes[recipe].get(field) if task else None
 
     p = common_parser(__doc__.split("\n\n")[0], task, recipe)
-    p.add_argument("--recipe", choices=RECIPES, default="converged",
-                   help="converged: train until the validation loss stops improving and keep the best epoch; "
-                        "report: the original report's hyperparameters, no validation slice; --task T --recipe R "
-                        "--help shows R's defaults for T")
-    p.add_argument("--lr", type=float, default=default("lr"), help="AdamW learning rate" + per_task)
-    p.add_argument("--batch-size", type=int, default=default("batch_size"), help="head training batch" + per_task)
-    p.add_argument("--epochs", type=int, default=default("epochs"),
-                   help="epochs (the cap, with a validation slice)" + per_task)
-    p.add_argument("--val-fraction", type=float, default=default("val_fraction"),
-                   help="seeded share of the training examples held out to choose the epoch and readout (0: none)"
-                        + per_task)
-    p.add_argument("--patience", type=int, default=default("patience"),
-                   help="stop after this many epochs without a better validation loss" + per_task)
-    p.add_argument("--select-limit", type=int, default=2000,
-                   help="training examples the candidate readouts are trained on when one is chosen (auto)")
-    p.add_argument("--average", action=argparse.BooleanOptionalAction, default=default("average"),
-                   help="validate and keep the running mean of every step's head (Polyak averaging)" + per_task)
-    p.add_argument("--weight-decay", type=float, default=default("weight_decay"),
-                   help="AdamW weight decay" + per_task)
-    p.add_argument("--warmup-ratio", type=float, default=0.0, help="fraction of steps of linear warm-up")
-    p.add_argument("--schedule", choices=["linear", "constant"], default=default("schedule"),
-                   help="learning rate after warm-up: linear decay to 0, or constant" + per_task)
-    p.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping norm")
-    p.add_argument("--examples", type=int, default=8, help="example predictions shown in report.md")
-    p.add_argument("--dry-run", action="store_true", help="print the plan (sizes, FLOPs, cache place) and exit")
-    p.add_argument("--overwrite", action="store_true", help="replace the output of an earlier run")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last epoch")
+    training, output = p.groups["training"], p.groups["output"]
+    training.add_argument("--recipe", choices=RECIPES, default="converged",
+                          help="converged: train until the validation loss stops improving and keep the best "
+                               "epoch; report: the original report's hyperparameters, no validation slice; --task T "
+                               "--recipe R --help shows R's defaults for T")
+    training.add_argument("--lr", type=float, default=default("lr"), help="AdamW learning rate" + per_task)
+    training.add_argument("--batch-size", type=int, default=default("batch_size"),
+                          help="head training batch" + per_task)
+    training.add_argument("--epochs", type=int, default=default("epochs"),
+                          help="epochs (the cap, with a validation slice)" + per_task)
+    training.add_argument("--val-fraction", type=float, default=default("val_fraction"),
+                          help="seeded share of the training examples held out to choose the epoch and readout "
+                               "(0: none)" + per_task)
+    training.add_argument("--patience", type=int, default=default("patience"),
+                          help="stop after this many epochs without a better validation loss" + per_task)
+    training.add_argument("--select-limit", type=int, default=2000,
+                          help="training examples the candidate readouts are trained on when one is chosen (auto)")
+    training.add_argument("--average", action=argparse.BooleanOptionalAction, default=default("average"),
+                          help="validate and keep the running mean of every step's head (Polyak averaging)"
+                               + per_task)
+    training.add_argument("--weight-decay", type=float, default=default("weight_decay"),
+                          help="AdamW weight decay" + per_task)
+    training.add_argument("--warmup-ratio", type=float, default=0.0, help="fraction of steps of linear warm-up")
+    training.add_argument("--schedule", choices=["linear", "constant"], default=default("schedule"),
+                          help="learning rate after warm-up: linear decay to 0, or constant" + per_task)
+    training.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping norm")
+    output.add_argument("--examples", type=int, default=8, help="example predictions shown in report.md")
+    output.add_argument("--dry-run", action="store_true", help="print the plan (sizes, FLOPs, cache place) and exit")
+    output.add_argument("--overwrite", action="store_true", help="replace the output of an earlier run")
+    output.add_argument("--resume", action="store_true", help="continue an interrupted run from its last epoch")
     args = p.parse_args(argv)
     if args.lr <= 0 or args.batch_size <= 0 or args.epochs <= 0:
         raise UserError("--lr, --batch-size and --epochs must be positive")
@@ -225,7 +228,7 @@ def write_outputs(args: argparse.Namespace, task: Task, model, base_config, conf
     out = args.output
     save_head(out / HEAD_FILE, model.head_state_dict(), base_model=args.model, config=base_config,
               task=task.name, label_names=task.label_names, revision=args.revision, readout=readout,
-              decision=decision)
+              decision=decision, use=task.use_settings(), base_dtype=model.model.embed_tokens.weight.dtype)
     params = parameter_counts(model)
     atomic.write_json(out / "metrics.json", {**metrics, "readout": readout, "selection": selection,
                                              "decision": decision,
@@ -250,7 +253,7 @@ def write_outputs(args: argparse.Namespace, task: Task, model, base_config, conf
     print(f"wrote {out}/: {HEAD_FILE}, metrics.json, predictions.jsonl, report.md, "
           + ", ".join(name for _, name in pictures))
     if args.push_to_hub:
-        print(f"pushed to {push_head(out, args.push_to_hub, base_model=args.model, task=task.name)}")
+        print(f"pushed to {push_head(out, args.push_to_hub)}")
 
 
 def selection_curves(selection: list[dict]) -> dict[str, list[tuple[int, float]]]:

@@ -23,6 +23,7 @@ are equal and grows with the null score's lead, so the official v2 script's
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from typing import Sequence
@@ -31,6 +32,23 @@ import numpy as np
 
 from .qa_windows import QAWindow
 from .squad import QAExample
+
+
+@dataclasses.dataclass
+class SpanAnswer:
+    """A question's best span: `text == context[start:end]` (characters), "" (0, 0) when no window has a
+    valid span; `window` indexes the windows (-1: none); `null_margin`: null score - best span score
+    (+inf when there is no span)."""
+
+    text: str
+    start: int
+    end: int
+    window: int
+    null_margin: float
+
+    @property
+    def no_answer_prob(self) -> float:
+        return _sigmoid(self.null_margin)
 
 
 def answer_questions(examples: list[QAExample], windows: list[QAWindow],
@@ -43,31 +61,50 @@ def answer_questions(examples: list[QAExample], windows: list[QAWindow],
     long as its input_ids; anything beyond (right padding) is ignored. A question with no
     valid span in any window (only possible for an empty context) is answered "".
     """
+    answers = best_spans(examples, windows, start_logits, end_logits, n_best, max_answer_length)
+    predictions = {}
+    for example in examples:
+        answer = answers[example.id]
+        null_wins = allow_no_answer and answer.null_margin > null_threshold
+        predictions[example.id] = "" if null_wins else answer.text
+    return predictions, {i: a.no_answer_prob for i, a in answers.items()}
+
+
+def best_spans(examples: list[QAExample], windows: list[QAWindow], start_logits: Sequence, end_logits: Sequence,
+               n_best: int = 20, max_answer_length: int = 30) -> dict[str, SpanAnswer]:
+    """Steps 1-4 of the module docstring: each question's best span and its no-answer probability."""
     if not len(windows) == len(start_logits) == len(end_logits):
         raise ValueError(f"{len(windows)} windows but {len(start_logits)} start and "
                          f"{len(end_logits)} end logit rows")
     if hasattr(start_logits, "detach") or isinstance(start_logits, np.ndarray):  # one (N, T) block
         start_logits, end_logits = _numpy(start_logits), _numpy(end_logits)
     by_question = defaultdict(list)
-    for window, start, end in zip(windows, start_logits, end_logits):
+    for index, (window, start, end) in enumerate(zip(windows, start_logits, end_logits)):
         n = len(window.input_ids)
-        by_question[window.example_id].append((window, _numpy(start)[:n], _numpy(end)[:n]))
-    predictions, no_answer_probs = {}, {}
+        by_question[window.example_id].append((index, window, _numpy(start)[:n], _numpy(end)[:n]))
+    answers = {}
     for example in examples:
         if example.id not in by_question:
             raise ValueError(f"question {example.id} has no windows")
-        best_score, best_text, null_score = -math.inf, "", math.inf
-        for window, start, end in by_question[example.id]:
+        best_score, best, null_score = -math.inf, SpanAnswer("", 0, 0, -1, math.inf), math.inf
+        for index, window, start, end in by_question[example.id]:
             null_score = min(null_score, float(start[0] + end[0]))
             span = _best_span(window, start, end, n_best, max_answer_length)
             if span is not None and span[0] > best_score:
                 best_score = span[0]
                 (first, _), (_, last) = window.offsets[span[1]], window.offsets[span[2]]
-                best_text = example.context[first:last].strip()
-        diff = null_score - best_score  # +inf when no window has a valid span
-        no_answer_probs[example.id] = _sigmoid(diff)
-        predictions[example.id] = "" if allow_no_answer and diff > null_threshold else best_text
-    return predictions, no_answer_probs
+                raw = example.context[first:last]
+                text = raw.strip()
+                at = first + len(raw) - len(raw.lstrip())
+                best = SpanAnswer(text, at, at + len(text), index, 0.0)
+        best.null_margin = null_score - best_score  # +inf when no window has a valid span
+        answers[example.id] = best
+    return answers
+
+
+def abstains(no_answer_prob: float, threshold: float) -> bool:
+    """The no-answer rule of a SQuAD 2.0 head: answer "" where the no-answer probability is above the threshold."""
+    return no_answer_prob > threshold
 
 
 def _best_span(window: QAWindow, start: np.ndarray, end: np.ndarray, n_best: int,

@@ -9,11 +9,12 @@ second copy when the sentence is fed twice (see `data.sst2.encode_sentences`).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 from torch import nn
 
+from data.batching import padded_batches
 from llama import LlamaConfig, LlamaModel
 
 from .frozen import FrozenBackboneHead
@@ -95,6 +96,22 @@ class SequenceClassifier(FrozenBackboneHead):
         """(B, C) pooled states -> (B, num_labels) class logits, in the head's dtype."""
         return self.score(pooled.to(self.score.weight.dtype))
 
+    def probabilities(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(N, C) pooled states (any device) -> (N, num_labels) class probabilities on the CPU."""
+        with torch.no_grad():
+            return self.logits(pooled.to(self.score.weight.device)).softmax(-1).cpu()
+
+    def pooled_batches(self, sequences: list[list[int]], starts: list[int], batches: list[list[int]],
+                       blocks: Sequence[int], pools: Sequence[str], pad_id: int,
+                       desc: str) -> Iterator[tuple[list[int], torch.Tensor]]:
+        """The frozen pass over `sequences` in `batches` (lists of indices): each batch with its (B, P, L, C)
+        `pooled_states`. `starts[i]` is sequence i's first mean-pooled position (see `data.sst2.encode_sentences`)."""
+        device = self.model.embed_tokens.weight.device
+        for batch, input_ids, attention_mask in padded_batches(sequences, batches, pad_id, device, desc):
+            start = torch.tensor([starts[i] for i in batch], device=device) if "mean" in pools else None
+            yield batch, self.pooled_states(input_ids, attention_mask, blocks, pools, start)
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(B, T) -> (B, num_labels) logits; the clone turns the inference tensor into a trainable input."""
+        self.check_forward_reads_the_readout()
         return self.logits(self.states(input_ids, attention_mask).clone())

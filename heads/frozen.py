@@ -5,7 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from errors import UserError
 from llama import LlamaConfig, LlamaModel
+
+from .head_file import transformers_class
+from .readout import ClassifierReadout, SpanReadout
 
 HEAD_INIT_STD = 0.02  # Hugging Face's initializer_range for Llama
 
@@ -18,6 +22,9 @@ class FrozenBackboneHead(nn.Module):
     Subclasses run the backbone under `torch.inference_mode()` in `states`: its outputs
     are inference tensors, which must be copied (outside inference mode) before the head
     trains on them; caching them does exactly that.
+
+    `forward` reads what transformers' classes read (the last block, unechoed); a head trained
+    on another readout refuses it, and so do tensors loaded without saying what they read.
     """
 
     head_name: str  # the attribute holding the trainable layer
@@ -27,6 +34,8 @@ class FrozenBackboneHead(nn.Module):
         self.config = config
         self.model = backbone if backbone is not None else LlamaModel(config)
         self.model.requires_grad_(False)
+        self.readout: ClassifierReadout | SpanReadout | None = None  # what the tensors were trained to read
+        self.readout_known = True  # False after tensors were loaded without their readout
 
     @property
     def head(self) -> nn.Module:
@@ -49,13 +58,29 @@ class FrozenBackboneHead(nn.Module):
         """Only the trainable tensors, on the CPU, named as in the full model (`score.weight`, ...)."""
         return {f"{self.head_name}.{k}": v.detach().cpu().clone() for k, v in self.head.state_dict().items()}
 
-    def load_head_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """The inverse of `head_state_dict`; every key must belong to the head, and none may be missing."""
+    def load_head_state_dict(self, state: dict[str, torch.Tensor],
+                             readout: ClassifierReadout | SpanReadout | None = None) -> None:
+        """The inverse of `head_state_dict`; every key must belong to the head, and none may be missing.
+
+        `readout`: what the tensors were trained to read. Without it `forward` refuses to run (training
+        reloads its own tensors this way and never calls it).
+        """
         prefix = f"{self.head_name}."
         foreign = sorted(k for k in state if not k.startswith(prefix))
         if foreign:
             raise KeyError(f"not tensors of the {self.head_name!r} head: {', '.join(foreign)}")
         self.head.load_state_dict({k.removeprefix(prefix): v for k, v in state.items()})
+        self.readout, self.readout_known = readout, readout is not None
+
+    def check_forward_reads_the_readout(self) -> None:
+        """Refuse, in one line, a `forward` that would read another state than the head was trained on."""
+        if not self.readout_known:
+            raise UserError("these head tensors were loaded without their readout, and forward() reads the last "
+                            "block's last state whatever they were trained on: use heads.load(run_dir), which "
+                            "applies the head's own readout")
+        if self.readout is not None and not transformers_class(self.readout, self.config.num_hidden_layers):
+            raise UserError(f"this head reads {self.readout}, and forward() reads the last block of the plain "
+                            "input: use heads.load(run_dir) (its classify / answer apply the readout)")
 
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:

@@ -63,4 +63,5 @@ class QuestionAnswerer(FrozenBackboneHead):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T) -> start and end logits (B, T); the clone makes the inference tensor trainable input."""
+        self.check_forward_reads_the_readout()
         return self.span_logits(self.states(input_ids, attention_mask).clone(), attention_mask)

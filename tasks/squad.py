@@ -5,20 +5,18 @@ no-answer threshold (`dataclasses.replace`)."""
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Callable, ClassVar
 
-import numpy as np
 import torch
 
-from data.batching import padded_batches, padding_fraction, token_budget_batches
 from data.progress import Progress
-from data.qa_answers import answer_questions
+from data.qa_answers import abstains, answer_questions
 from data.qa_windows import QAWindow, make_windows
 from data.formats import DataFormat
 from data.squad import QAExample, squad_format
 from heads import QuestionAnswerer, SpanReadout, StreamedStates, TokenStateTable, qa_loss
-from heads.cache import device_index, keep_positions
+from heads.cache import device_index
+from heads.windows import echo_view, span_logits_of, window_states
 from llama import LlamaConfig, LlamaForCausalLM, Tokenizer
 from llama.chat import chat_prompt
 from llama.generate import generate
@@ -121,9 +119,8 @@ class ExtractiveQA(Task):
                                echo=candidates[0].echo)
         if not candidates[0].echo:
             return Windows(windows, None, windows, tokenizer.pad_id, batch_tokens)
-        kept = [[0] + [i for i, span in enumerate(w.offsets) if span is not None] for w in windows]
-        return Windows(windows, kept, [head_view(w, k) for w, k in zip(windows, kept)], tokenizer.pad_id,
-                       batch_tokens)
+        kept, views = echo_view(windows)
+        return Windows(windows, kept, views, tokenizer.pad_id, batch_tokens)
 
     def frozen_pass(self, qa: QuestionAnswerer, prepared: Windows, candidates: list[SpanReadout], place: str,
                     desc: str) -> WindowStates:
@@ -132,24 +129,10 @@ class ExtractiveQA(Task):
         `place` is where the states go ("accelerator", "ram", "disk"), or "stream": store nothing and
         rerun the frozen pass for each training batch.
         """
-        sequences = [w.input_ids for w in prepared.windows]
-        lengths = prepared.lengths
         blocks = sorted({r.block for r in candidates})
         device = qa.model.embed_tokens.weight.device
-        if place == "stream":
-            stores = {k: StreamedStates(sequences, prepared.pad_id, functools.partial(qa.states, block=k),
-                                        input_device=device, device=device, positions=prepared.kept) for k in blocks}
-            padding = 0.0
-        else:
-            stores = {k: TokenStateTable(prepared.cached_lengths, qa.config.hidden_size, place=place, device=device)
-                      for k in blocks}
-            batches = token_budget_batches(lengths, prepared.batch_tokens)
-            for batch, input_ids, attention_mask in padded_batches(sequences, batches, prepared.pad_id, device, desc):
-                for k, hidden in zip(blocks, qa.states(input_ids, attention_mask, block=blocks)):
-                    if prepared.kept is not None:
-                        hidden = keep_positions(hidden, [prepared.kept[i] for i in batch])
-                    stores[k].write_batch(batch, hidden)
-            padding = padding_fraction(batches, lengths)
+        stores, padding = window_states(qa, prepared.windows, prepared.kept, blocks, place, prepared.pad_id,
+                                        prepared.batch_tokens, desc)
         views = prepared.views
         return WindowStates(stores, views, torch.tensor([v.start_position for v in views], device=device),
                               torch.tensor([v.end_position for v in views], device=device), candidates, padding)
@@ -169,16 +152,9 @@ class ExtractiveQA(Task):
                 batch_size: int = 64) -> list[dict]:
         """Head logits -> the best span per question (and, for SQuAD 2.0, its no-answer probability:
         sigmoid(null score - best span score), 0.5 where the two are equal)."""
-        start_logits: list[np.ndarray] = []
-        end_logits: list[np.ndarray] = []
-        with torch.no_grad():
-            for first in range(0, len(states), batch_size):
-                indices = list(range(first, min(first + batch_size, len(states))))
-                s, e = (logits.float().cpu() for logits in qa.span_logits(*states.batch(indices)))
-                for row, index in enumerate(indices):
-                    T = len(states.windows[index].input_ids)
-                    start_logits.append(s[row, :T].numpy())
-                    end_logits.append(e[row, :T].numpy())
+        (readout,) = states.readouts
+        start_logits, end_logits = span_logits_of(qa, states.stores[readout.block], states.windows,
+                                                  batch_size=batch_size)
         spans, no_answer_probs = answer_questions(examples, states.windows, start_logits, end_logits)
         if self.squad_version != "2.0":
             return [{"text": spans[e.id]} for e in examples]
@@ -220,7 +196,8 @@ class ExtractiveQA(Task):
         no_answer_probs = {e.id: p["no_answer_prob"] for e, p in zip(examples, predictions)} if with_probs else None
         spans = {e.id: p["text"] for e, p in zip(examples, predictions)}
         threshold = self.threshold() if with_probs else 1.0
-        answers = {i: "" if with_probs and no_answer_probs[i] > threshold else text for i, text in spans.items()}
+        answers = {i: "" if with_probs and abstains(no_answer_probs[i], threshold) else text
+                   for i, text in spans.items()}
         references = {e.id: ([] if e.is_impossible else e.answers) for e in examples}
         results = {"squad": squad.scores(spans, references, no_answer_probs=no_answer_probs,
                                          no_answer_threshold=threshold)}
@@ -240,6 +217,11 @@ class ExtractiveQA(Task):
         """The no-answer threshold as a probability; auto before the validation slice has chosen it (or
         without one): 0.5, where the no-answer slot's score and the best span's are equal."""
         return 0.5 if self.no_answer_threshold == "auto" else float(self.no_answer_threshold)
+
+    def use_settings(self) -> dict:
+        """The windows of a context, and when to answer "" (None: a SQuAD 1.1 head, which always answers)."""
+        threshold = self.threshold() if self.squad_version == "2.0" else None
+        return {"max_length": self.max_length, "doc_stride": self.doc_stride, "no_answer_threshold": threshold}
 
     def decision_rule(self, validation_metrics: Callable[[], dict | None]) -> dict:
         """SQuAD 2.0, --no-answer-threshold auto: the threshold with the best validation F1.
@@ -267,11 +249,6 @@ class ExtractiveQA(Task):
         return rows + [("BLEU (0-1)", "bleu.bleu"), ("ROUGE-1 (0-1)", "rouge.rouge1"),
                        ("ROUGE-2 (0-1)", "rouge.rouge2"), ("ROUGE-L (0-1)", "rouge.rougeL")]
 
-
-def head_view(window: QAWindow, kept: list[int]) -> QAWindow:
-    """`window` restricted to the positions `kept` (which hold its labels), renumbered from 0."""
-    return QAWindow(window.example_id, [window.input_ids[i] for i in kept], [window.offsets[i] for i in kept],
-                     kept.index(window.start_position), kept.index(window.end_position))
 
 
 

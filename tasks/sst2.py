@@ -123,10 +123,8 @@ class SentenceClassification(Task):
             pools = sorted({r.pool for _, r in wanted})
             lengths = [len(s) for s in sentences.sequences]
             batches = token_budget_batches(lengths, prepared.batch_tokens)
-            for batch, input_ids, attention_mask in padded_batches(sentences.sequences, batches, prepared.pad_id,
-                                                                   device, desc):
-                start = torch.tensor([sentences.starts[i] for i in batch], device=device) if "mean" in pools else None
-                states = classifier.pooled_states(input_ids, attention_mask, blocks, pools, start)  # (B, P, L, C)
+            for batch, states in classifier.pooled_batches(sentences.sequences, sentences.starts, batches, blocks,
+                                                           pools, prepared.pad_id, desc):  # (B, P, L, C)
                 for i, r in wanted:
                     vectors[batch, i] = states[:, pools.index(r.pool), blocks.index(r.block)].float().to(vectors.device)
             all_batches += [[i + len(all_lengths) for i in b] for b in batches]
@@ -149,9 +147,7 @@ class SentenceClassification(Task):
     def predict(self, classifier: SequenceClassifier, states: PooledStates,
                 examples: list[SentenceExample]) -> list[list[float]]:
         """Class probabilities per sentence, from the head on cached states."""
-        with torch.no_grad():
-            vectors = states.vectors[:, 0].to(classifier.score.weight.device)
-            return classifier.logits(vectors).softmax(-1).cpu().tolist()
+        return classifier.probabilities(states.vectors[:, 0]).tolist()
 
     def prompt_predict(self, lm: LlamaForCausalLM, tokenizer: Tokenizer, examples: list[SentenceExample],
                        batch_tokens: int) -> list[list[float]]:

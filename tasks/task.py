@@ -109,6 +109,11 @@ class Task(abc.ABC):
         when something is to be chosen."""
         return {}
 
+    def use_settings(self) -> dict:
+        """What a user of the trained head must apply as training did, beyond the readout (the head
+        file's `use`, which `heads.load` reads); {} when nothing."""
+        return {}
+
     def with_decision(self, decision: dict) -> "Task":
         """This task with the fields left at "auto" set to the values chosen on validation."""
         return dataclasses.replace(self, **{k: v for k, v in decision.items() if getattr(self, k) == "auto"})

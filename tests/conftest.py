@@ -88,5 +88,49 @@ def tiny(tmp_path_factory, smollm2_checkpoint) -> Path:
     return tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "model", smollm2_checkpoint, 32, seed=0)
 
 
+# Tiny-model runs for the tests of using a head (heads.load, predict.py, the page, interop). Readouts other
+# than transformers' (an inner block, echo) where they exist, since a head that ignored its readout would not
+# reproduce its run; sst2_report and squad_v1 read what transformers' classes read.
+COMMON = ["--data", "sample", "--lr", "1e-2", "--zero-shot", "none", "--recipe", "report"]
+RUNS = {
+    "sst2": ["--task", "sst2", *COMMON, "--epochs", "3", "--limit", "96", "--eval-limit", "40", "--batch-size", "16",
+             "--block", "1", "--echo", "--pool", "mean"],
+    "sst2_report": ["--task", "sst2", *COMMON, "--epochs", "3", "--limit", "96", "--eval-limit", "40",
+                    "--batch-size", "16", "--block", "last", "--no-echo", "--pool", "last"],
+    "squad_v1": ["--task", "squad", "--squad-version", "1.1", *COMMON, "--data", "{v1_sample}", "--epochs", "2",
+                 "--limit", "24", "--eval-limit", "12", "--batch-size", "8", "--max-length", "192", "--doc-stride", "64",
+                 "--block", "last", "--no-echo"],
+    "squad_v2": ["--task", "squad", "--squad-version", "2.0", *COMMON, "--epochs", "2", "--limit", "24",
+                 "--eval-limit", "12", "--batch-size", "8", "--max-length", "192", "--doc-stride", "64",
+                 "--block", "1", "--echo", "--no-answer-threshold", "0.4"],
+}
+
+
+@pytest.fixture(scope="session")
+def runs(tiny, tmp_path_factory) -> dict[str, Path]:
+    """One tiny-model run per kind of head (SST-2, SQuAD 1.1 and 2.0), trained once per test session."""
+    import train as train_script
+    from test_train_e2e import run
+
+    root = tmp_path_factory.mktemp("use")
+    v1_sample = answerable_sample(root / "squad_v1.json")
+    out = {}
+    for name, argv in RUNS.items():
+        out[name] = root / name
+        argv = [a.format(v1_sample=v1_sample) for a in argv]
+        assert run(train_script, [*argv, "--model", str(tiny), "--output", str(out[name])])[0] == 0
+    return out
+
+
+def answerable_sample(path: Path) -> Path:
+    """The bundled SQuAD 2.0 sample without its unanswerable questions: a SQuAD 1.1 file."""
+    squad = json.loads((Path(__file__).parents[1] / "data" / "samples" / "squad_v2.json").read_text())
+    for article in squad["data"]:
+        for paragraph in article["paragraphs"]:
+            paragraph["qas"] = [q for q in paragraph["qas"] if not q.get("is_impossible")]
+    path.write_text(json.dumps({**squad, "version": "1.1"}))
+    return path
+
+
 def pytest_sessionfinish(session, exitstatus) -> None:
     shutil.rmtree(SESSION_CACHE, ignore_errors=True)

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT = {"llama", "heads", "data", "metrics", "tasks", "training", "errors", "flags", "train", "eval", "count_params"}
+PROJECT = {"llama", "heads", "data", "metrics", "tasks", "training", "errors", "flags", "train", "eval", "count_params",
+           "predict", "predict_page"}
 # What each package may import from the project: scripts -> training -> tasks -> heads -> llama/data/metrics.
 ALLOWED = {
     "llama": set(),

@@ -153,11 +153,12 @@ def test_push_to_hub_sends_head_config_metrics_and_card(sst2_run, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_test")
     from training.hub import push_head
 
-    url = push_head(sst2_run, "me/sst2-head", base_model="tiny", task="sst2")
+    url = push_head(sst2_run, "me/sst2-head")
     assert url.endswith("me/sst2-head") and sent["repo"] == ("me/sst2-head", True) and sent["token"] == "hf_test"
-    assert set(sent["files"]) == {"head.safetensors", "train_config.json", "metrics.json", "README.md"}
+    assert set(sent["files"]) == {"head.safetensors", "train_config.json", "metrics.json", "README.md", "curves.png",
+                                  "confusion.png"}
     card = sent["files"]["README.md"].decode()
-    assert card.startswith("---\nbase_model: tiny") and (sst2_run / "report.md").read_text() in card
+    assert card.startswith("---\nlibrary_name: pytorch") and "| Accuracy |" in card  # a local base: no base_model
 
 
 def test_unknown_task_is_one_line(capsys):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -11,56 +10,41 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from errors import UserError
+from heads.head_file import (HEAD_FILE, config_fingerprint, head_kind, read_head_file, readout_from_fields,
+                             transformers_class)
 from llama import LlamaConfig
 from tasks import Task
 
 from .atomic import atomic_path
 
-HEAD_FILE = "head.safetensors"
-
-
-NOT_ARCHITECTURE = ("torch_dtype", "bos_token_id", "eos_token_id", "pad_token_id")
-
-
-def config_fingerprint(config: LlamaConfig) -> str:
-    """A short hash of the base's architecture (not its storage dtype or special-token ids).
-
-    A head only fits hidden states of the shape and kind it was trained on; two checkpoints
-    of one architecture (a base model and its instruct tune) share a fingerprint, so
-    eval.py also compares the base model names and warns when they differ.
-    """
-    fields = {k: v for k, v in config.to_dict().items() if k not in NOT_ARCHITECTURE}
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def save_head(path: Path, tensors: dict[str, torch.Tensor], *, base_model: str, config: LlamaConfig,
               task: str, label_names: tuple[str, ...], revision: str | None, readout: dict,
-              decision: dict | None = None) -> None:
-    """Only the head's tensors, plus metadata naming the base model they belong to, the readout
-    (block, pooling, layout) they were trained on, which eval.py rebuilds, and the prediction rule's
-    settings chosen on validation (`Task.decision_rule`), which eval.py applies."""
+              decision: dict | None = None, use: dict | None = None, base_dtype: torch.dtype | None = None) -> None:
+    """Only the head's tensors, plus what using them needs (`heads.head_file` documents every key): the
+    base model they belong to, the readout (block, pooling, layout) they were trained on, the settings a
+    user applies as training did, the prediction rule's settings chosen on validation (`Task.decision_rule`),
+    and whether a transformers class reproduces the head."""
+    interop = transformers_class(readout_from_fields(head_kind(tensors), readout, path), config.num_hidden_layers)
     metadata = {"base_model": base_model, "base_revision": revision or "",
                 "base_config_sha256": config_fingerprint(config), "task": task,
+                "base_dtype": str(base_dtype).removeprefix("torch.") if base_dtype is not None else "",
                 "label_names": json.dumps(list(label_names)), "readout": json.dumps(readout),
-                "decision": json.dumps(decision or {})}
+                "use": json.dumps(use or {}), "decision": json.dumps(decision or {}), "transformers_class": interop}
     with atomic_path(path) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
 
 
 def load_head(directory: Path, *, config: LlamaConfig, task: str) -> tuple[dict[str, torch.Tensor], dict]:
     """Read a saved head, refusing one trained for another task or on another base model."""
-    path = directory / HEAD_FILE
-    if not path.is_file():
-        raise UserError(f"{path} not found: --head needs the output directory of a train.py run")
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    if metadata.get("task") != task:
-        raise UserError(f"{path} is a {metadata.get('task')!r} head, not {task!r}: pass --task {metadata.get('task')}")
-    if metadata.get("base_config_sha256") != config_fingerprint(config):
-        raise UserError(f"{path} was trained on base model {metadata.get('base_model')!r}, whose architecture "
-                        f"differs from this --model; pass --model {metadata.get('base_model')}")
-    return tensors, metadata
+    head = read_head_file(directory)
+    if head.task != task:
+        raise UserError(f"{head.path} is a {head.task!r} head, not {task!r}: pass --task {head.task}")
+    if head.base_config_sha256 != config_fingerprint(config):
+        raise UserError(f"{head.path} was trained on base model {head.base_model!r}, whose architecture "
+                        f"differs from this --model; pass --model {head.base_model}")
+    with safe_open(str(head.path), framework="pt") as f:
+        metadata = f.metadata()
+    return head.tensors, metadata
 
 
 def _fmt(value: float | None) -> str:
