@@ -125,16 +125,16 @@ def common_parser(description: str, task: Task | None, recipe: str,
     data.add_argument("--limit", type=int, help="use only N training examples (seeded, class-balanced)")
     data.add_argument("--eval-limit", type=int, help="use only N test examples (seeded, class-balanced)")
     readout.add_argument("--block", default=default("block"),
-                         help="the block whose output the head reads: a number, last, or auto (chosen on the "
-                              "validation slice among a few blocks)" + per_task)
+                         help="the block whose output the head reads: a number, last, several numbers (15,20: "
+                              "chosen on the validation slice), or auto (the task's candidates, chosen likewise)"
+                              + per_task)
     readout.add_argument("--echo", action=argparse.BooleanOptionalAction, default=default("echo"),
                          help="feed the input twice (a sentence; a question and its context) and read the head on "
-                              "the second copy; unset, for a sentence task with --pool auto: chosen on validation"
-                              + per_task)
+                              "the second copy" + per_task)
     if task is None or "pool" in task.own_flags:
-        readout.add_argument("--pool", choices=["auto", "last", "mean"], default=default("pool"),
-                             help="sentence tasks: the sentence's last token, the mean of its tokens (of the second "
-                                  "copy with --echo), or auto (chosen on validation)" + per_task)
+        readout.add_argument("--pool", choices=["last", "mean"], default=default("pool"),
+                             help="sentence tasks: the sentence's last token, or the mean of its tokens (of the "
+                                  "second copy with --echo)" + per_task)
     if task is None or "squad_version" in task.own_flags:
         data.add_argument("--squad-version", choices=["1.1", "2.0"], default=default("squad_version"),
                           help="SQuAD version" + per_task)

@@ -118,8 +118,8 @@ def main(argv: list[str] | None = None) -> None:
     # 2. The readouts the flags allow, the token sequences, and the plan: sizes, FLOPs, where the states go.
     candidates = task.readouts(readout_choice(args), base_config)
     if len(candidates) > 1 and not val:
-        raise UserError("an 'auto' readout (--block, --pool, a sentence task's --echo left unset) is chosen on the "
-                        "validation slice: give --val-fraction above 0, or fix the readout")
+        raise UserError("several candidate blocks (--block auto, or a list) are chosen among on the validation "
+                        "slice: give --val-fraction above 0, or one --block")
     context = base_config.max_position_embeddings  # a longer text is cut to it
     prepared = {name: task.prepare(tokenizer, part, candidates, args.batch_tokens, context) for name, part in mine.items()}
     picked, selection_cache = None, None  # with a choice of readout: the selection subset, what step 4 caches
@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> None:
                                                       store),
                             "val": task.frozen_pass(model, prepared["val"], candidates, plan.place, "val states",
                                                     store)}
+        timings["selection_frozen_pass_seconds"] = lap()  # the training part's states: reused below if whole
         readout, selection = choose_readout(task, model, candidate_states["train"], candidate_states["val"],
                                             mine["val"], val, settings, args.patience)
         distributed.say(f"chosen readout: {dataclasses.asdict(readout)}")
@@ -231,9 +232,9 @@ def show(task: Task, label: str, metrics: dict | None) -> None:
         print(f"{label + ':':<28}{task.headline(metrics)}")
 
 
-def write_outputs(args: argparse.Namespace, task: Task, model, base_config, config: dict, metrics: dict, predictions: list[dict],
-                  history: list[dict], readout: dict, selection: list[dict], decision: dict,
-                  timings: dict) -> None:
+def write_outputs(args: argparse.Namespace, task: Task, model, base_config, config: dict, metrics: dict,
+                  predictions: list[dict], history: list[dict], readout: dict, selection: list[dict],
+                  decision: dict, timings: dict) -> None:
     """The head, metrics, predictions, pictures and report.md, each written atomically; optionally pushed."""
     out = args.output
     save_head(out / HEAD_FILE, model.head_state_dict(), base_model=args.model, config=base_config,

@@ -36,6 +36,7 @@ from data.qa_windows import make_windows  # noqa: E402
 from data.splits import holdout_split  # noqa: E402
 from data.squad import read_squad_json  # noqa: E402
 from data.sst2 import encode_sentences, read_sst2_tsv  # noqa: E402
+from tasks import TASKS  # noqa: E402
 from training.devices import FreeSpace  # noqa: E402
 from training.plan import GIB, PLACE_NAMES, parameter_count, plan_cache  # noqa: E402
 
@@ -69,8 +70,8 @@ def workloads(tokenizer: llama.Tokenizer, sst2_train: Path, squad_dir: Path) -> 
     Each task twice: the report's layout (plain), and the converged recipe's (echo: SST-2's sentence,
     SQuAD's question and window, fed twice), which doubles the tokens and, for SQuAD, the cache.
     The converged recipe also chooses its readout first (`selection`): every candidate's states
-    (SQuAD: 4 blocks; SST-2: 4 blocks x 3 poolings) of --select-limit 2,000 training examples and the
-    10% validation slice, held at once until the choice is made.
+    (one table per candidate block of --block auto, each task's `auto_blocks`) of --select-limit 2,000
+    training examples and the 10% validation slice, held at once until the choice is made.
     """
     sentences = [e.text for e in read_sst2_tsv(sst2_train)]
     out = []
@@ -78,9 +79,9 @@ def workloads(tokenizer: llama.Tokenizer, sst2_train: Path, squad_dir: Path) -> 
         lengths = [len(s) for s in encode_sentences(tokenizer, sentences, echo=echo)[0]]
         train, test = holdout_split(lengths)
         chosen = SELECT_LIMIT + round(VAL_FRACTION * len(train))
+        selection = ([1] * chosen, len(TASKS["sst2"].auto_blocks)) if echo else None
         out.append((f"SST-2, {LAYOUT[echo]}", {"train_lengths": train, "test_lengths": test, "per_token": False,
-                                              "examples": (len(train), len(test)),
-                                              "selection": ([1] * chosen, 4 * 3) if echo else None}))
+                                              "examples": (len(train), len(test)), "selection": selection}))
     for version, questions in SQUAD_TRAIN_QUESTIONS.items():
         dev = read_squad_json(squad_dir / f"dev-v{version}.json")
         train_q, test_q = (len(part) for part in holdout_split(range(questions)))
@@ -96,7 +97,7 @@ def workloads(tokenizer: llama.Tokenizer, sst2_train: Path, squad_dir: Path) -> 
                 "train_lengths": scaled(lengths, counts[0], seed=1), "test_lengths": scaled(lengths, counts[1], seed=2),
                 "cached_lengths": (scaled(kept, counts[0], seed=1), scaled(kept, counts[1], seed=2)),
                 "per_token": True, "examples": (train_q, test_q),
-                "selection": (scaled(kept, chosen, seed=3), 4) if echo else None}))
+                "selection": (scaled(kept, chosen, seed=3), len(TASKS["squad"].auto_blocks)) if echo else None}))
     return out
 
 

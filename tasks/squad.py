@@ -95,6 +95,7 @@ class ExtractiveQA(Task):
     default_data: str = "squad"
 
     head_class: ClassVar = QuestionAnswerer
+    auto_blocks: ClassVar = (1 / 2, 2 / 3)  # blocks 15 and 20 of SmolLM2's 30: 25 and 30 lost on SQuAD tuning data
     per_token: ClassVar = True
     main_metric: ClassVar = "squad.f1"
     own_flags: ClassVar = ("squad_version", "max_length", "doc_stride", "no_answer_threshold")
@@ -109,7 +110,8 @@ class ExtractiveQA(Task):
         return squad_format(self.squad_version)
 
     def readouts(self, choice: ReadoutChoice, config: LlamaConfig) -> list[SpanReadout]:
-        return [SpanReadout(k, bool(choice.echo)) for k in candidate_blocks(choice.block, config.num_hidden_layers)]
+        blocks = candidate_blocks(choice.block, config.num_hidden_layers, self.auto_blocks)
+        return [SpanReadout(k, choice.echo) for k in blocks]
 
     def readout_from(self, fields: dict) -> SpanReadout:
         return SpanReadout(int(fields["block"]), bool(fields["echo"]))
@@ -139,10 +141,16 @@ class ExtractiveQA(Task):
         return WindowStates(stores, views, torch.tensor([v.start_position for v in views], device=device),
                               torch.tensor([v.end_position for v in views], device=device), candidates, padding)
 
-    def batch_loss(self, qa: QuestionAnswerer, states: WindowStates, indices: list[int]) -> torch.Tensor:
-        start_logits, end_logits = qa.span_logits(*states.batch(indices))
+    def batch(self, states: WindowStates, indices: list[int]) -> tuple[tuple[torch.Tensor, torch.Tensor],
+                                                                       tuple[torch.Tensor, torch.Tensor]]:
+        """((B, T, C) token states, (B, T) mask), ((B,) answer starts, (B,) answer ends)"""
         index = device_index(indices, states.starts.device)
-        return qa_loss(start_logits, end_logits, states.starts[index], states.ends[index])
+        return states.batch(indices), (states.starts[index], states.ends[index])
+
+    def loss(self, qa: QuestionAnswerer, inputs: tuple[torch.Tensor, torch.Tensor],
+             targets: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        start_logits, end_logits = qa.span_logits(*inputs)
+        return qa_loss(start_logits, end_logits, *targets)
 
     def predict(self, qa: QuestionAnswerer, states: WindowStates, examples: list[QAExample],
                 batch_size: int = 64) -> list[dict]:
@@ -199,7 +207,7 @@ class ExtractiveQA(Task):
                                          no_answer_threshold=threshold)}
         answerable = [e for e in examples if not e.is_impossible]
         if answerable:
-            from metrics import bleu, rouge  # here, not at the top: reading the head class (count_params.py) needs neither
+            from metrics import bleu, rouge  # imported here: reading the head class (count_params.py) needs neither
             texts = [answers[e.id] for e in answerable]
             golds = [e.answers for e in answerable]
             results["bleu"] = bleu.corpus_bleu(texts, golds)

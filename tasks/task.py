@@ -4,7 +4,7 @@ Everything that differs between SST-2 and SQuAD lives in one `Task` subclass per
 (`tasks/classification.py`, `tasks/squad.py`), so the scripts and the loop never ask which task they
 run: they call its methods, in this order:
 
-    readouts -> prepare (tokens, cheap) -> frozen_pass (states) -> batch_loss (training)
+    readouts -> prepare (tokens, cheap) -> frozen_pass (states) -> batch, loss (training)
     -> predict -> decision_rule (on validation) -> score;  prompt_predict -> score for the LM's own answers.
 
 A task is a frozen dataclass: what a run configures (SQuAD's version, window sizes and
@@ -24,25 +24,23 @@ from typing import Any, Callable, ClassVar
 
 import torch
 
-from data.formats import DataFormat
 from errors import UserError
 from heads import FrozenBackboneHead
 from heads.store import StateStore
 from llama import LlamaConfig, LlamaForCausalLM, LlamaModel, Tokenizer
 
 Scores = tuple[dict, list[dict]]  # (metrics, one report row per test example)
-BLOCK_FRACTIONS = (1 / 2, 2 / 3, 5 / 6, 1)  # --block auto: the blocks tried, as fractions of the depth
 RECIPES = ("converged", "report")
 FILE_FLAGS = ("train_file", "validation_file", "test_file")  # the user's own files (classification, qa)
 
 
 @dataclasses.dataclass(frozen=True)
 class ReadoutChoice:
-    """What the flags say about the readout: `block` "auto", "last" or a number; `echo` None where
-    the task may choose it (SST-2); `pool` "auto", "last" or "mean" (classification only)."""
+    """What the flags say about the readout: `block` "auto", "last", a number or a comma-separated list of
+    numbers (the candidates validation chooses among); `echo`; `pool` "last" or "mean" (classification only)."""
 
     block: str
-    echo: bool | None
+    echo: bool
     pool: str | None = None
 
 
@@ -55,6 +53,9 @@ class Task(abc.ABC):
     label_names: tuple[str, ...]  # what the head's output rows mean (classes, or span start/end)
 
     head_class: ClassVar[type[FrozenBackboneHead]]
+    # --block auto: the blocks tried, as fractions of the depth: only those that won on tuning data (RESULTS.md),
+    # so the frozen pass stops at the deepest of them.
+    auto_blocks: ClassVar[tuple[float, ...]]
     per_token: ClassVar[bool]  # caches every token's state (SQuAD) rather than one vector per example (SST-2)
     main_metric: ClassVar[str]  # the key path of the score that judges readouts on validation (and the plots show)
     own_flags: ClassVar[tuple[str, ...]]  # flags that only this task takes
@@ -97,8 +98,17 @@ class Task(abc.ABC):
         With a `store`, the states it holds are reused and the rest computed and kept there."""
 
     @abc.abstractmethod
+    def batch(self, states, indices: list[int]) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+        """The cached items `indices` of one readout's states: (the head's input tensors, the targets)."""
+
+    @abc.abstractmethod
+    def loss(self, head: FrozenBackboneHead, inputs: tuple[torch.Tensor, ...],
+             targets: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The mean loss of one batch (`batch`'s tensors): a scalar."""
+
     def batch_loss(self, head: FrozenBackboneHead, states, indices: list[int]) -> torch.Tensor:
-        """The mean loss of the cached items `indices` of one readout's states: a scalar."""
+        """`loss` of the cached items `indices` (validation, and tests)."""
+        return self.loss(head, *self.batch(states, indices))
 
     @abc.abstractmethod
     def predict(self, head: FrozenBackboneHead, states, examples: list) -> list:
@@ -137,12 +147,13 @@ class Task(abc.ABC):
         """report.md rows: (label, key path into metrics)."""
 
 
-def candidate_blocks(flag: str, depth: int) -> list[int]:
-    """--block: "last" -> [depth]; "K" -> [K]; "auto" -> a few blocks from half the depth to the last."""
+def candidate_blocks(flag: str, depth: int, fractions: tuple[float, ...]) -> list[int]:
+    """--block: "last" -> [depth]; "K" -> [K]; "auto" -> the blocks at `fractions` of the depth."""
     if flag == "last":
         return [depth]
     if flag == "auto":
-        return sorted({round(depth * f) for f in BLOCK_FRACTIONS})
-    if not flag.isdigit() or not 1 <= int(flag) <= depth:
-        raise UserError(f"--block {flag}: expected auto, last or a block number from 1 to {depth}")
-    return [int(flag)]
+        return sorted({round(depth * f) for f in fractions})
+    numbers = flag.split(",")
+    if not all(n.isdigit() and 1 <= int(n) <= depth for n in numbers):
+        raise UserError(f"--block {flag}: expected auto, last, or block numbers from 1 to {depth} (e.g. 15 or 15,20)")
+    return sorted({int(n) for n in numbers})

@@ -161,7 +161,7 @@ def test_the_plan_places_the_larger_of_the_readout_choice_and_the_final_cache():
 
 
 SQUAD_AUTO = ["--task", "squad", "--squad-version", "2.0", "--data", "sample", "--epochs", "2", "--limit", "24",
-              "--eval-limit", "8", "--batch-size", "8", "--max-length", "192", "--doc-stride", "64", "--block", "auto",
+              "--eval-limit", "8", "--batch-size", "8", "--max-length", "192", "--doc-stride", "64", "--block", "1,2",
               "--select-limit", "10", "--zero-shot", "none", "--cache", "memory",
               "--cache-dir", "none"]  # (a store would add its own disk tables; this test counts those in memory)
 
@@ -193,7 +193,7 @@ def test_step_4_keeps_only_the_chosen_readouts_validation_states(tiny, tmp_path,
     monkeypatch.setattr(TokenStateTable, "__init__", tracked_init)
     monkeypatch.setattr(train_script, "configured_task", probed)
     train_script.main([*SQUAD_AUTO, "--model", str(tiny), "--output", str(tmp_path / "run")])
-    blocks = 2  # --block auto on a 2-block model: blocks 1 and 2
+    blocks = 2  # --block 1,2
     assert sum(label in ("selection", "val") for label, _ in made) == 2 * blocks  # every candidate, twice
     assert alive_at == {"selection states": 0, "val states": blocks, "train states": 1, "test states": 1}
     assert "choosing the readout holds" in capsys.readouterr().out

@@ -22,10 +22,10 @@ import torch.multiprocessing as mp
 from heads import TokenStateTable
 from tasks import TASKS
 from tasks.classification import PooledStates
-from test_loop import HIDDEN, classifier, computed, pooled, question_answerer, settings, windows, with_batch_loss
+from test_loop import HIDDEN, classifier, computed, pooled, question_answerer, settings, windows, with_loss
 from training import distributed
 from training.distributed import Shard, shard_bounds
-from training.loop import epoch_batches, shard_loss, train_head
+from training.loop import epoch_batches, train_head
 
 WORLD = 2
 TIMEOUT_S = 120
@@ -90,9 +90,9 @@ def worker(rank: int, port: int, out: str, resume_from: str) -> None:
     results["shard"] = (items.offset, len(items), items.total)
     for name, batch in GRADIENT_BATCHES.items():
         model = classifier()
-        loss = shard_loss(model, SST2, items, batch)
-        if loss is not None:
-            loss.backward()
+        mine = items.local(batch)  # as the loop computes a rank's share of the batch's mean loss
+        if mine:
+            (SST2.batch_loss(model, items.states, mine) * (len(mine) / len(batch))).backward()
         distributed.all_reduce_gradients(model.head.parameters())
         results[f"gradient {name}"] = model.score.weight.grad
     for name, scenario in scenarios().items():
@@ -137,10 +137,10 @@ def ranks(tmp_path_factory) -> tuple[list[dict], Path]:
             calls["n"] += 1
             if calls["n"] == 6:  # 9 items in batches of 2: 5 steps per epoch
                 raise KeyboardInterrupt
-        return SST2.batch_loss(*args)
+        return SST2.loss(*args)
 
     with pytest.raises(KeyboardInterrupt):
-        train(dict(validation, task=with_batch_loss(SST2, interrupt_in_epoch_two)), checkpoint=resume_from)
+        train(dict(validation, task=with_loss(SST2, interrupt_in_epoch_two)), checkpoint=resume_from)
     spawn_ranks(str(out), str(resume_from))
     return [torch.load(out / f"rank {r}.pt", weights_only=True) for r in range(WORLD)], out
 

@@ -60,8 +60,16 @@ def windows(lengths: list[int], seed: int) -> WindowStates:
 
 
 def with_batch_loss(task, batch_loss):
-    """`task`, its batch loss replaced by `batch_loss(head, states, indices)` (a probe wrapping the real one)."""
-    probed = type("Probed", (type(task),), {"batch_loss": lambda self, *args: batch_loss(*args)})
+    """`task` for the loop alone, on any states object: its batch is (states, indices), its loss
+    `batch_loss(head, states, indices)`."""
+    probed = type("Probed", (type(task),), {"batch": lambda self, states, indices: ((states, indices), ()),
+                                             "loss": lambda self, head, inputs, targets: batch_loss(head, *inputs)})
+    return probed(**{f.name: getattr(task, f.name) for f in dataclasses.fields(task)})
+
+
+def with_loss(task, loss):
+    """`task`, its loss replaced by `loss(head, inputs, targets)` (a probe wrapping the real one)."""
+    probed = type("Probed", (type(task),), {"loss": lambda self, *args: loss(*args)})
     return probed(**{f.name: getattr(task, f.name) for f in dataclasses.fields(task)})
 
 
@@ -124,11 +132,11 @@ def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path, ave
             calls["n"] += 1
             if calls["n"] == 8:  # 6 steps per epoch: this is epoch 2
                 raise KeyboardInterrupt
-        return SST2.batch_loss(*args)
+        return SST2.loss(*args)
 
     checkpoint = tmp_path / "run.pt"
     with pytest.raises(KeyboardInterrupt):
-        train_head(classifier(), with_batch_loss(SST2, interrupt_in_epoch_two), train,
+        train_head(classifier(), with_loss(SST2, interrupt_in_epoch_two), train,
                    settings(average=average), checkpoint, **run)
     assert len(torch.load(checkpoint, weights_only=True)["history"]) == 1
     for attempt in range(2):  # the second resumes a finished (early-stopped) run: no epoch, same head
@@ -144,12 +152,12 @@ def heads_after_every_step(model: SequenceClassifier, train: PooledStates, run: 
     """Train without averaging and return the head's weight after each optimizer step."""
     before_each_step = []
 
-    def recording(classifier, states, indices):
+    def recording(classifier, inputs, targets):
         if torch.is_grad_enabled():  # a training step sees the head the previous step left
             before_each_step.append(classifier.score.weight.detach().clone())
-        return SST2.batch_loss(classifier, states, indices)
+        return SST2.loss(classifier, inputs, targets)
 
-    train_head(model, with_batch_loss(SST2, recording), train, run)
+    train_head(model, with_loss(SST2, recording), train, run)
     return before_each_step[1:] + [model.score.weight.detach().clone()]
 
 

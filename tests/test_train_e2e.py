@@ -16,7 +16,7 @@ import train as train_script
 from conftest import tiny_checkpoint
 
 SST2 = ["--task", "sst2", "--data", "sample", "--lr", "1e-2", "--epochs", "3", "--limit", "96",
-        "--eval-limit", "40", "--batch-size", "16", "--block", "last", "--pool", "last"]
+        "--eval-limit", "40", "--batch-size", "16", "--block", "last", "--pool", "last", "--no-echo"]
 SQUAD = ["--task", "squad", "--squad-version", "2.0", "--data", "sample", "--lr", "1e-2", "--epochs", "2",
          "--limit", "24", "--eval-limit", "12", "--batch-size", "8", "--max-length", "192", "--doc-stride", "64",
          "--block", "last"]
@@ -79,22 +79,22 @@ def test_resume_after_an_interrupted_epoch_matches_an_uninterrupted_run(sst2_run
     import tasks
 
     task_class = type(tasks.TASKS["sst2"])
-    batch_loss = task_class.batch_loss
+    loss = task_class.loss
     calls = {"n": 0}
 
     def interrupt_in_epoch_two(*args):
         calls["n"] += 1
         if calls["n"] == 8:  # 96 examples / 16 = 6 batches per epoch: this is epoch 2
             raise KeyboardInterrupt
-        return batch_loss(*args)
+        return loss(*args)
 
     out = tmp_path / "run"
     argv = [*SST2, "--model", str(tiny), "--output", str(out)]
-    monkeypatch.setattr(task_class, "batch_loss", interrupt_in_epoch_two)
+    monkeypatch.setattr(task_class, "loss", interrupt_in_epoch_two)
     code, err = run(train_script, argv, capsys)
     assert code == 130 and "--resume" in err
     assert not (out / "head.safetensors").exists()
-    monkeypatch.setattr(task_class, "batch_loss", batch_loss)
+    monkeypatch.setattr(task_class, "loss", loss)
     assert run(train_script, [*argv, "--resume"])[0] == 0
     assert metrics_of(out)["fine_tuned"] == metrics_of(sst2_run)["fine_tuned"]
     for name, tensor in head_tensors(out).items():

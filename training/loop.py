@@ -109,7 +109,7 @@ def train_head(model: FrozenBackboneHead, task: Task, states, settings: TrainSet
                patience: int | None = None, quiet: bool = False, settings_sha256: str | None = None) -> list[dict]:
     """AdamW on the head's own parameters over the cached `states`; returns the per-epoch history.
 
-    The frozen base never runs here: each step is the task's loss on a batch of cached items.
+    The frozen base never runs here: each step is the task's loss on a batch of cached states.
     `states` (and `val_states`) are the task's states object, or under torchrun this
     rank's `distributed.Shard` of them. Pass only training and validation states: the test
     split must never reach this function, or the selected epoch would be chosen on the test set.
@@ -195,7 +195,12 @@ def stalled(history: list[dict], patience: int | None) -> bool:
 def train_epoch(model: FrozenBackboneHead, task: Task, train: distributed.Shard, optimizer: torch.optim.Optimizer,
                 scheduler: torch.optim.lr_scheduler.LRScheduler, settings: TrainSettings, epoch: int,
                 average: HeadAverage | None = None) -> dict:
-    """One pass over the global batches of `epoch`; every rank takes the same steps (and `average`s them)."""
+    """One pass over the global batches of `epoch`; every rank takes the same steps (and `average`s them).
+
+    A rank's loss is its items' mean times their share of the batch: summed over ranks, the mean over
+    the whole batch (exact when every item weighs the same in the task's loss). In one process the
+    factor is 1.0, which changes no bit of the loss or its gradient.
+    """
     params = [p for group in optimizer.param_groups for p in group["params"]]
     started, shares = time.perf_counter(), []  # this rank's share of each step's loss, left on the device
     no_share = torch.zeros((), device=params[0].device)
@@ -204,7 +209,13 @@ def train_epoch(model: FrozenBackboneHead, task: Task, train: distributed.Shard,
     shown = time.monotonic()
     for batch in bar.iterate(batches) if bar else batches:
         lr = scheduler.get_last_lr()[0]
-        loss = shard_loss(model, task, train, batch)
+        mine = train.local(batch)  # this rank's items of the global batch (all of them in one process)
+        loss = None
+        if mine:
+            # SST-2: inputs (B, C) pooled states, targets (B,) labels; SQuAD: inputs (B, T, C) token states and
+            # their (B, T) mask, targets (B,) answer starts and (B,) ends
+            inputs, targets = task.batch(train.states, mine)
+            loss = task.loss(model, inputs, targets) * (len(mine) / len(batch))  # this rank's share of the mean
         optimizer.zero_grad(set_to_none=True)
         if loss is not None:
             loss.backward()
@@ -226,20 +237,6 @@ def train_epoch(model: FrozenBackboneHead, task: Task, train: distributed.Shard,
                         "lower --lr or use --dtype float32")
     return {"epoch": epoch + 1, "mean_loss": sum(losses) / len(losses), "step_losses": losses, "lr": lr,
             "seconds": round(time.perf_counter() - started, 3)}
-
-
-def shard_loss(model: FrozenBackboneHead, task: Task, shard: distributed.Shard,
-               batch: list[int]) -> torch.Tensor | None:
-    """This rank's part of the batch's mean loss: its items' mean, times their share of the batch.
-
-    Summed over ranks this is the mean over the whole batch (exact when every item weighs the
-    same in the task's loss). None when the rank holds no item of the batch. In one process the
-    factor is 1.0, which changes no bit of the loss or its gradient.
-    """
-    local = shard.local(batch)
-    if not local:
-        return None
-    return task.batch_loss(model, shard.states, local) * (len(local) / len(batch))
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""--block auto, --pool auto (and SST-2's echo left unset): choose what the head reads, on the validation slice.
+"""--block auto (or a list of blocks): choose what the head reads, on the validation slice.
 
 Each candidate readout (a block, echo, a pooling) gets a fresh head with the run's seeded
 init, trained exactly as the final head will be (same settings, validation-selected epoch), and
