@@ -161,3 +161,23 @@ def test_forward_refuses_a_readout_it_does_not_read_and_tensors_loaded_without_o
     with pytest.raises(UserError, match="loaded without their readout.*heads.load"):
         bare(input_ids, mask)
     torch.testing.assert_close(report.head(input_ids, mask), report.head.logits(report.pooled(["fine"])))
+
+
+def test_smollm2_sample_squad_v2_head_with_the_default_readout_reproduces_its_run(smollm2_checkpoint, tmp_path):
+    """The bundled model on SQuAD 2.0 windows, echoed, read after block 20 of 30 (the converged recipe's readout)."""
+    import train as train_script
+    from test_train_e2e import run
+
+    out = tmp_path / "squad"
+    argv = ["--task", "squad", "--squad-version", "2.0", "--model", "smollm2-135m", "--data", "sample",
+            "--limit", "40", "--eval-limit", "16", "--lr", "1e-3", "--recipe", "report", "--block", "20", "--echo",
+            "--zero-shot", "none", "--output", str(out)]
+    assert run(train_script, argv)[0] == 0
+    head = heads.load(out)
+    assert head.readout == heads.readout.SpanReadout(block=20, echo=True) and head.no_answer_threshold == 0.5
+    examples = split_examples(out)
+    expected = predictions(out)
+    got = head.answer_batch([e.question for e in examples], [e.context for e in examples])
+    assert [g["answer"] for g in got] == [p["prediction"] for p in expected]
+    probs = [g["score"] if g["answer"] == "" else 1 - g["score"] for g in got]
+    assert [round(p, 6) for p in probs] == pytest.approx([p["no_answer_prob"] for p in expected], abs=2e-6)
