@@ -17,8 +17,7 @@ from pathlib import Path
 import llama
 from errors import UserError, exit_on_user_error
 from flags import chosen_task, common_parser, configured_task, data_settings, readout_choice
-from heads.head_file import locate_head, read_head_task
-from tasks import Task
+from heads.head_file import head_kind, locate_head, read_head_task, readout_from_fields
 from training import atomic
 from training.devices import free_space, resolve_device
 from training.hub import push_head
@@ -80,16 +79,6 @@ def inherited_settings(p: argparse.ArgumentParser, config_path: Path) -> dict:
     return settings
 
 
-def readout_of(task: Task, fields: dict, head: Path):
-    """The readout recorded in a head file; a file from before the readout's fields were named
-    block / echo / pool cannot say what it reads in those terms, so it is refused."""
-    try:
-        return task.readout_from(fields)
-    except KeyError:
-        raise UserError(f"{head}: its readout {fields} was written by an older version of this code (no "
-                        f"'block' / 'echo'): retrain the head") from None
-
-
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
@@ -109,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
             raise UserError(f"{args.head} was trained for the labels {json.loads(metadata['label_names'])}, this data "
                             f"has {list(task.label_names)}: pass the training file the head was trained with")
         if "readout" in metadata:  # the block, echo and pooling the head was trained on
-            readout = readout_of(task, json.loads(metadata["readout"]), args.head)
+            readout = readout_from_fields(head_kind(tensors), json.loads(metadata["readout"]), Path(args.head))
     if readout is None:
         candidates = task.readouts(readout_choice(args), lm.config)
         if len(candidates) > 1:

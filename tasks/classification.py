@@ -106,9 +106,6 @@ class SentenceClassification(Task):
         blocks = candidate_blocks(choice.block, config.num_hidden_layers, self.auto_blocks)
         return [ClassifierReadout(k, choice.echo, choice.pool) for k in blocks]
 
-    def readout_from(self, fields: dict) -> ClassifierReadout:
-        return ClassifierReadout(int(fields["block"]), bool(fields["echo"]), str(fields["pool"]))
-
     def prepare(self, tokenizer: Tokenizer, examples: list[SentenceExample], candidates: list[ClassifierReadout],
                 batch_tokens: int, context_tokens: int | None = None) -> Prepared:
         """The plain sentences (a pair as one), and the echoed ones, as the readouts need them; a sequence

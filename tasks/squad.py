@@ -113,9 +113,6 @@ class ExtractiveQA(Task):
         blocks = candidate_blocks(choice.block, config.num_hidden_layers, self.auto_blocks)
         return [SpanReadout(k, choice.echo) for k in blocks]
 
-    def readout_from(self, fields: dict) -> SpanReadout:
-        return SpanReadout(int(fields["block"]), bool(fields["echo"]))
-
     def prepare(self, tokenizer: Tokenizer, examples: list[QAExample], candidates: list[SpanReadout],
                 batch_tokens: int, context_tokens: int | None = None) -> Windows:
         """Cut every context into windows (echoed if the readouts ask for it); --max-length bounds them."""

@@ -67,10 +67,6 @@ class Task(abc.ABC):
     def readouts(self, choice: ReadoutChoice, config: LlamaConfig) -> list:
         """The candidate readouts the choice allows: one, or several for validation to choose from."""
 
-    @abc.abstractmethod
-    def readout_from(self, fields: dict):
-        """A readout back from the head file's metadata (`dataclasses.asdict` of one)."""
-
     def new_head(self, config: LlamaConfig, backbone: LlamaModel | None = None) -> FrozenBackboneHead:
         """The task's head on `backbone` (None: a new base), one output row per label where that varies."""
         return self.head_class(config, backbone=backbone)
