@@ -23,6 +23,7 @@ from training import devices, distributed, loop
 from training.devices import FreeSpace, free_space, resolve_device
 from training.plan import GIB, plan_cache
 
+from test_llama_parity import padding_mask
 from test_loop import with_batch_loss
 
 FIELDS = {"vocab_size": 64, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
@@ -37,13 +38,7 @@ def tiny_model() -> llama.LlamaModel:
 def padded(lengths: list[int], T: int, side: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Random (B, T) ids and their mask, each row's real tokens padded on `side`."""
     ids = torch.randint(0, FIELDS["vocab_size"], (len(lengths), T), generator=torch.Generator().manual_seed(1))
-    mask = torch.zeros(len(lengths), T, dtype=torch.long)
-    for row, n in enumerate(lengths):
-        if side == "left":
-            mask[row, T - n:] = 1
-        else:
-            mask[row, :n] = 1
-    return ids, mask
+    return ids, padding_mask(lengths, T, side)
 
 
 @contextlib.contextmanager
