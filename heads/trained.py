@@ -26,7 +26,7 @@ from data.batching import token_budget_batches
 from data.qa_answers import abstains, best_spans
 from data.qa_windows import make_windows
 from data.squad import QAExample
-from data.sst2 import ECHO_SEPARATOR, encode_sentences
+from data.sst2 import encode_sentences
 from errors import UserError
 
 from .classification import SequenceClassifier
@@ -119,9 +119,12 @@ class TrainedClassifier(TrainedHead):
         for i, text in enumerate(texts):
             if not isinstance(text, str) or not text.strip():
                 raise UserError(f"text {i + 1} is empty: give a sentence to classify")
-        texts = self.fit_to_context(texts)
         readout: ClassifierReadout = self.readout
-        sequences, starts, _ = encode_sentences(self.tokenizer, texts, echo=readout.echo)
+        context = self.head.config.max_position_embeddings
+        sequences, starts, cut = encode_sentences(self.tokenizer, texts, echo=readout.echo, max_tokens=context)
+        if cut:  # the same cut as training's (data.sst2.encode_sentences)
+            warnings.warn(f"{cut:,} of {len(texts):,} texts do not fit the model's context of {context:,} tokens"
+                          f"{' (read twice)' if readout.echo else ''}: each is cut to its first tokens that fit")
         batches = token_budget_batches([len(s) for s in sequences], self.batch_tokens)
         vectors = torch.empty(len(texts), self.head.config.hidden_size,
                               device=self.device if self.place == "accelerator" else "cpu")
@@ -129,24 +132,6 @@ class TrainedClassifier(TrainedHead):
                                                       self.tokenizer.pad_id, "frozen pass"):  # (B, 1, 1, C)
             vectors[batch] = states[:, 0, 0].float().to(vectors.device)
         return vectors
-
-    def fit_to_context(self, texts: list[str]) -> list[str]:
-        """Each text cut, with a warning, to what fits the model's context with this readout's layout."""
-        copies = 2 if self.readout.echo else 1
-        fixed = len(self.tokenizer.encode("")) + (len(self.tokenizer.encode(ECHO_SEPARATOR, add_bos=False))
-                                                  if self.readout.echo else 0)
-        room = (self.head.config.max_position_embeddings - fixed) // copies
-        fitted = []
-        for i, (text, encoding) in enumerate(zip(texts, self.tokenizer.backend.encode_batch(texts,
-                                                                                          add_special_tokens=False))):
-            if len(encoding.ids) > room:
-                warnings.warn(f"text {i + 1} has {len(encoding.ids):,} tokens, more than the {room:,} the model "
-                              f"reads {'twice ' if copies == 2 else ''}in its context: cut to its first {room:,}")
-                text = text[:encoding.offsets[room - 1][1]]
-                while len(self.tokenizer.backend.encode(text, add_special_tokens=False).ids) > room:
-                    text = text[:-1]  # a cut inside a word may tokenise longer; rare, and a few characters
-            fitted.append(text)
-        return fitted
 
 
 class TrainedAnswerer(TrainedHead):
