@@ -7,10 +7,9 @@ Three train.py runs of the same command on a fresh store (`--cache-dir` in a tem
 3. on another fresh store, the first command again, SIGKILLed from outside (as a scheduler
    would) once the store marks `--kill-at` of its states done, then rerun to completion.
 
-It prints each run's wall time, its frozen-pass seconds (`readout_selection_seconds` +
-`frozen_pass_seconds` from metrics.json: the frozen passes, plus the few seconds readout
-selection spends training candidate heads), the ratios the issue asks for, and the store's
-size on disk.
+It prints each run's wall time, its frozen-pass seconds (`selection_frozen_pass_seconds` +
+`frozen_pass_seconds` from metrics.json: the frozen passes only), its stage timings, the ratios
+the issue asks for, and the store's size on disk.
 
     python bench/bench_store.py -- --task squad --model smollm2-135m \\
         --data ../shared/data/squad/dev-v1.1.json --limit 400 --eval-limit 200 --zero-shot head
@@ -50,8 +49,8 @@ def run(argv: list[str], store: Path, output: Path, kill_at: float | None = None
     if process.returncode != 0:
         sys.exit(f"train.py failed:\n{log[-3000:]}")
     timings = json.loads((output / "metrics.json").read_text())["timings"]
-    return {"wall": wall, "frozen": timings.get("readout_selection_seconds", 0) + timings["frozen_pass_seconds"],
-            "log": log}
+    return {"wall": wall, "frozen": timings.get("selection_frozen_pass_seconds", 0) + timings["frozen_pass_seconds"],
+            "timings": timings, "log": log}
 
 
 def states_done(store: Path) -> float:
@@ -93,6 +92,8 @@ def main() -> None:
 
 def show(name: str, result: dict) -> dict:
     print(f"{name:<44}{result['wall']:>8.1f}{result.get('frozen', float('nan')):>10.1f}", flush=True)
+    if "timings" in result:
+        print(f"    timings: {json.dumps(result['timings'])}", flush=True)
     return result
 
 
