@@ -64,8 +64,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                "(0: none)" + per_task)
     training.add_argument("--patience", type=int, default=default("patience"),
                           help="stop after this many epochs without a better validation loss" + per_task)
-    training.add_argument("--select-limit", type=int, default=2000,
-                          help="training examples the candidate readouts are trained on when one is chosen (auto)")
+    training.add_argument("--select-limit", type=int, default=default("select_limit"),
+                          help="training examples (a seeded subset) the candidate readouts are trained on when one "
+                               "is chosen; the rest then run through the chosen readout only" + per_task)
     training.add_argument("--average", action=argparse.BooleanOptionalAction, default=default("average"),
                           help="validate and keep the running mean of every step's head (Polyak averaging)"
                                + per_task)
@@ -121,20 +122,26 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError("several candidate blocks (--block auto, or a list) are chosen among on the validation "
                         "slice: give --val-fraction above 0, or one --block")
     context = base_config.max_position_embeddings  # a longer text is cut to it
-    prepared = {name: task.prepare(tokenizer, part, candidates, args.batch_tokens, context) for name, part in mine.items()}
-    picked, selection_cache = None, None  # with a choice of readout: the selection subset, what step 4 caches
+    # With a choice of readout, the candidates are trained on a seeded subset of up to --select-limit training
+    # examples; the rest of the training part (if any) then runs only through the chosen readout (step 5).
+    in_subset = [True] * len(mine["train"])  # per training example of this rank
     if len(candidates) > 1:
-        subset = take(train, args.select_limit, args.seed)
-        whole = len(subset) == len(train)
-        picked = prepared["train"] if whole else task.prepare(tokenizer, distributed.shard(subset), candidates,
-                                                              args.batch_tokens, context)
+        subset = set(take(range(len(train)), args.select_limit, args.seed))
+        in_subset = distributed.shard([i in subset for i in range(len(train))])
+    parts = {"train": [e for e, s in zip(mine["train"], in_subset) if s],
+             "rest": [e for e, s in zip(mine["train"], in_subset) if not s], "val": mine["val"], "test": mine["test"]}
+    prepared = {name: task.prepare(tokenizer, part, candidates, args.batch_tokens, context)
+                for name, part in parts.items() if part or name != "rest"}
+    train_lengths = [n for name in ("train", "rest", "val") if name in prepared for n in prepared[name].lengths]
+    train_cached = [n for name in ("train", "rest", "val") if name in prepared for n in prepared[name].cached_lengths]
+    selection_cache = None  # with a choice of readout: what step 4 caches
+    if len(candidates) > 1:
         tables = len({r.block for r in candidates}) if task.per_token else len(candidates)  # per block / readout
-        selection_cache = (picked.cached_lengths + prepared["val"].cached_lengths, tables)
-    plan = plan_cache(prepared["train"].lengths + prepared["val"].lengths, prepared["test"].lengths, base_config,
+        selection_cache = (prepared["train"].cached_lengths + prepared["val"].cached_lengths, tables)
+    plan = plan_cache(train_lengths, prepared["test"].lengths, base_config,
                       free, mode=args.cache, per_token=task.per_token,
                       examples=(len(mine["train"]) + len(mine["val"]), len(mine["test"])),
-                      cached_lengths=(prepared["train"].cached_lengths + prepared["val"].cached_lengths,
-                                      prepared["test"].cached_lengths),
+                      cached_lengths=(train_cached, prepared["test"].cached_lengths),
                       depth=max(r.block for r in candidates), selection=selection_cache)
     distributed.say(f"{len(train):,} training, {len(val):,} validation and {len(test):,} test examples"
                     + (f" ({distributed.world_size()} ranks; the plan is rank 0's share)"
@@ -148,26 +155,30 @@ def main(argv: list[str] | None = None) -> None:
     settings = train_settings(args)
     # 4. When the flags leave a choice of readout (block, echo, pooling), make it on the validation slice:
     #    one frozen pass over up to --select-limit training examples caches every candidate's state.
-    #    Only the chosen readout's states are kept (all of them when the subset is the whole training part).
+    #    Only the chosen readout's states are kept: the head trains on them in step 7.
     readout, selection, states = candidates[0], [], {}
-    if picked is not None:
-        candidate_states = {"train": task.frozen_pass(model, picked, candidates, plan.place, "selection states",
-                                                      store),
+    if len(candidates) > 1:
+        candidate_states = {"train": task.frozen_pass(model, prepared["train"], candidates, plan.place,
+                                                      "selection states", store),
                             "val": task.frozen_pass(model, prepared["val"], candidates, plan.place, "val states",
                                                     store)}
-        timings["selection_frozen_pass_seconds"] = lap()  # the training part's states: reused below if whole
+        timings["selection_frozen_pass_seconds"] = lap()
         readout, selection = choose_readout(task, model, candidate_states["train"], candidate_states["val"],
                                             mine["val"], val, settings, args.patience)
         distributed.say(f"chosen readout: {dataclasses.asdict(readout)}")
         torch.manual_seed(args.seed)
         model.reset_head()  # the init every candidate started from
-        states = {name: s.only(readout) for name, s in candidate_states.items() if name == "val" or whole}
+        states = {name: s.only(readout) for name, s in candidate_states.items()}
         del candidate_states  # the other candidates' tables: freed before step 5 caches the rest
         timings["readout_selection_seconds"] = lap()
-    # 5. Run the base once over every split and cache the chosen readout's states.
-    for name in mine:
+    # 5. Run the base once over every split and cache the chosen readout's states (the training examples
+    #    the candidates were not trained on, if any, join those of the subset they were).
+    for name in ("train", "val", "test"):
         if name not in states and (name != "val" or val):
             states[name] = task.frozen_pass(model, prepared[name], [readout], plan.place, f"{name} states", store)
+    if "rest" in prepared:
+        rest = task.frozen_pass(model, prepared["rest"], [readout], plan.place, "train states", store)
+        states["train"] = task.merge(states["train"], rest, in_subset)
     timings["frozen_pass_seconds"] = lap()
     test_part = states["test"]
     # 6. Zero-shot baselines: the untrained head, and the language model prompted.

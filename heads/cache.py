@@ -150,6 +150,43 @@ class TokenStateTable:
         return hidden, mask.long()
 
 
+class MergedTable:
+    """The sequences of several tables as one table, in a given order, without copying a row (a disk table stays
+    where it is): sequence i is sequence `where[i][1]` of `tables[where[i][0]]`.
+
+    Training on a readout chosen on a subset of the examples reads the subset's states (computed while
+    choosing) and the rest's (computed after) as one table in the examples' order. `batch` gathers each
+    table's share of a batch and pads them to one width: the same tensors one table holding every
+    sequence in this order would return.
+    """
+
+    def __init__(self, tables: list, where: list[tuple[int, int]]) -> None:
+        self.tables, self.where = tables, where
+        self.lengths = [tables[t].lengths[i] for t, i in where]
+        self.device = tables[0].device
+        self.place = tables[0].place
+
+    def __len__(self) -> int:
+        return len(self.where)
+
+    def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-padded float32 hidden states (B, T, C) and their (B, T) mask, on `device`."""
+        T = max(self.lengths[i] for i in indices)
+        hidden = mask = None
+        for t, table in enumerate(self.tables):
+            rows = [b for b, i in enumerate(indices) if self.where[i][0] == t]  # this table's rows of the batch
+            if not rows:
+                continue
+            part_hidden, part_mask = table.batch([self.where[indices[b]][1] for b in rows])
+            if hidden is None:
+                hidden = part_hidden.new_zeros(len(indices), T, part_hidden.shape[-1])
+                mask = part_mask.new_zeros(len(indices), T)
+            at = device_index(rows, hidden.device)
+            hidden[at, :part_hidden.shape[1]] = part_hidden
+            mask[at, :part_mask.shape[1]] = part_mask
+        return hidden, mask
+
+
 class StreamedStates:
     """The `TokenStateTable.batch` interface with no table: each call reruns the frozen pass.
 

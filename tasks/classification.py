@@ -97,10 +97,11 @@ class SentenceClassification(Task):
     own_flags: ClassVar = ("pool", "prompt")
     recipes: ClassVar = {
         "converged": {"lr": 1e-3, "batch_size": 32, "epochs": 100, "schedule": "constant", "weight_decay": 0.0,
-                      "average": True, "val_fraction": 0.1, "patience": 10, "block": "auto", "pool": "mean",
-                      "echo": True},
+                      "average": True, "val_fraction": 0.1, "patience": 10, "select_limit": 500, "block": "auto",
+                      "pool": "mean", "echo": True},
         "report": {"lr": 2e-5, "batch_size": 16, "epochs": 3, "schedule": "linear", "weight_decay": 0.0,
-                   "average": False, "val_fraction": 0.0, "block": "last", "pool": "last", "echo": False}}
+                   "average": False, "val_fraction": 0.0, "select_limit": 500, "block": "last", "pool": "last",
+                   "echo": False}}
 
     def readouts(self, choice: ReadoutChoice, config: LlamaConfig) -> list[ClassifierReadout]:
         blocks = candidate_blocks(choice.block, config.num_hidden_layers, self.auto_blocks)
@@ -156,6 +157,16 @@ class SentenceClassification(Task):
         vectors = vectors.to(device if place == "accelerator" else "cpu")
         return PooledStates(vectors, torch.tensor(prepared.labels, device=vectors.device), candidates,
                             padding_fraction(all_batches, all_lengths))
+
+    def merge(self, first: PooledStates, second: PooledStates, in_first: list[bool]) -> PooledStates:
+        """Two parts' pooled states as one, in the examples' order (`Task.merge`)."""
+        where = torch.tensor(in_first, device=first.vectors.device)
+        vectors = first.vectors.new_empty(len(in_first), *first.vectors.shape[1:])
+        labels = first.labels.new_empty(len(in_first))
+        vectors[where], vectors[~where] = first.vectors, second.vectors
+        labels[where], labels[~where] = first.labels, second.labels
+        padding = (first.padding_fraction * len(first) + second.padding_fraction * len(second)) / len(in_first)
+        return PooledStates(vectors, labels, first.readouts, padding)
 
     def batch(self, states: PooledStates, indices: list[int]) -> tuple[tuple[torch.Tensor], tuple[torch.Tensor]]:
         """((B, C) pooled states,), ((B,) labels,)"""

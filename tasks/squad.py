@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 from pathlib import Path
 from typing import Callable, ClassVar
 
@@ -18,7 +19,7 @@ from data.formats import DataFormat
 from data.qa_jsonl import read_qa_file
 from data.squad import QAExample, squad_format
 from heads import QuestionAnswerer, SpanReadout, StreamedStates, TokenStateTable, qa_loss
-from heads.cache import device_index
+from heads.cache import MergedTable, device_index
 from heads.store import StateStore
 from heads.windows import echo_view, span_logits_of, window_states
 from llama import LlamaConfig, LlamaForCausalLM, Tokenizer
@@ -65,7 +66,7 @@ class Windows:
 class WindowStates:
     """The hidden states of every window, per block (a table, or a stream), with their span targets."""
 
-    stores: dict[int, TokenStateTable | StreamedStates]
+    stores: dict[int, TokenStateTable | StreamedStates | MergedTable]
     windows: list[QAWindow]
     starts: torch.Tensor
     ends: torch.Tensor
@@ -82,6 +83,11 @@ class WindowStates:
         """(B, T, C) states and (B, T) mask of one batch of windows, for the single readout these states hold."""
         (readout,) = self.readouts
         return self.stores[readout.block].batch(indices)
+
+
+def windows_by_example(windows: list[QAWindow]) -> list[list[int]]:
+    """The window indices of each example, in order (an example's windows are consecutive)."""
+    return [list(group) for _, group in itertools.groupby(range(len(windows)), key=lambda i: windows[i].example_id)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,9 +107,11 @@ class ExtractiveQA(Task):
     own_flags: ClassVar = ("squad_version", "max_length", "doc_stride", "no_answer_threshold")
     recipes: ClassVar = {
         "converged": {"lr": 1e-3, "batch_size": 16, "epochs": 60, "schedule": "constant", "weight_decay": 0.0,
-                      "average": True, "val_fraction": 0.1, "patience": 5, "block": "auto", "echo": True},
+                      "average": True, "val_fraction": 0.1, "patience": 5, "select_limit": 200, "block": "auto",
+                      "echo": True},
         "report": {"lr": 5e-5, "batch_size": 32, "epochs": 2, "schedule": "linear", "weight_decay": 0.0,
-                   "average": False, "val_fraction": 0.0, "block": "last", "echo": False}}
+                   "average": False, "val_fraction": 0.0, "select_limit": 200, "block": "last",
+                   "echo": False}}
 
     @property
     def data_format(self) -> DataFormat:
@@ -137,6 +145,23 @@ class ExtractiveQA(Task):
         views = prepared.views
         return WindowStates(stores, views, torch.tensor([v.start_position for v in views], device=device),
                               torch.tensor([v.end_position for v in views], device=device), candidates, padding)
+
+    def merge(self, first: WindowStates, second: WindowStates, in_first: list[bool]) -> WindowStates:
+        """Two parts' window states as one, in the examples' order (`Task.merge`): an example's windows
+        stay together, and a disk table is read where it is (`MergedTable`)."""
+        (readout,) = first.readouts
+        parts = (first, second)
+        per_example = [iter(windows_by_example(part.windows)) for part in parts]
+        where = [(p, w) for f in in_first for p in [0 if f else 1] for w in next(per_example[p])]
+        if len(where) != len(first) + len(second):
+            raise ValueError("merge: the parts hold windows of other examples than `in_first` says")
+        windows = [parts[p].windows[w] for p, w in where]
+        device = first.starts.device
+        padding = (first.padding_fraction * len(first) + second.padding_fraction * len(second)) / len(windows)
+        table = MergedTable([part.stores[readout.block] for part in parts], where)
+        return WindowStates({readout.block: table}, windows, torch.tensor([v.start_position for v in windows],
+                                                                          device=device),
+                            torch.tensor([v.end_position for v in windows], device=device), [readout], padding)
 
     def batch(self, states: WindowStates, indices: list[int]) -> tuple[tuple[torch.Tensor, torch.Tensor],
                                                                        tuple[torch.Tensor, torch.Tensor]]:

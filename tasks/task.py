@@ -4,7 +4,7 @@ Everything that differs between SST-2 and SQuAD lives in one `Task` subclass per
 (`tasks/classification.py`, `tasks/squad.py`), so the scripts and the loop never ask which task they
 run: they call its methods, in this order:
 
-    readouts -> prepare (tokens, cheap) -> frozen_pass (states) -> batch, loss (training)
+    readouts -> prepare (tokens, cheap) -> frozen_pass (states; merge) -> batch, loss (training)
     -> predict -> decision_rule (on validation) -> score;  prompt_predict -> score for the LM's own answers.
 
 A task is a frozen dataclass: what a run configures (SQuAD's version, window sizes and
@@ -92,6 +92,11 @@ class Task(abc.ABC):
         """Run the frozen base over `prepared` once and cache every candidate's states in `place`;
         the result has `.only(readout)` and `len()`, and is what `batch_loss` and `predict` read.
         With a `store`, the states it holds are reused and the rest computed and kept there."""
+
+    @abc.abstractmethod
+    def merge(self, first, second, in_first: list[bool]):
+        """One readout's states of two disjoint parts of some examples, from two frozen passes, as the states
+        of all of them in their order: example i's are the next of `first` if `in_first[i]`, else of `second`."""
 
     @abc.abstractmethod
     def batch(self, states, indices: list[int]) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:

@@ -161,7 +161,7 @@ SQUAD_AUTO = ["--task", "squad", "--squad-version", "2.0", "--data", "sample", "
               "--cache-dir", "none"]  # (a store would add its own disk tables; this test counts those in memory)
 
 
-def test_step_4_keeps_only_the_chosen_readouts_validation_states(tiny, tmp_path, monkeypatch, capsys):
+def test_step_4_keeps_only_the_chosen_readouts_states(tiny, tmp_path, monkeypatch, capsys):
     made: list[tuple[str, weakref.ref]] = []  # (the frozen pass that made it, the table)
     alive_at: dict[str, int] = {}
     stage = ["-"]
@@ -190,7 +190,9 @@ def test_step_4_keeps_only_the_chosen_readouts_validation_states(tiny, tmp_path,
     train_script.main([*SQUAD_AUTO, "--model", str(tiny), "--output", str(tmp_path / "run")])
     blocks = 2  # --block 1,2
     assert sum(label in ("selection", "val") for label, _ in made) == 2 * blocks  # every candidate, twice
-    assert alive_at == {"selection states": 0, "val states": blocks, "train states": 1, "test states": 1}
+    # after the choice, the chosen block's table of the selection subset (step 7 trains on it with the rest's) and
+    # of the validation slice: the other candidates' are gone
+    assert alive_at == {"selection states": 0, "val states": blocks, "train states": 2, "test states": 2}
     assert "choosing the readout holds" in capsys.readouterr().out
 
 

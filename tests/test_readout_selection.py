@@ -83,3 +83,44 @@ def test_an_auto_readout_without_a_validation_slice_is_one_line(tiny, tmp_path, 
     code, err = run(train_script, [*AUTO, "--model", str(tiny), "--val-fraction", "0", "--output", str(tmp_path / "x")],
                     capsys)
     assert code == 2 and "--val-fraction" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv", [[*AUTO, "--select-limit", "30"],
+                                  ["--task", "squad", "--squad-version", "2.0", "--data", "sample", "--epochs", "3",
+                                   "--limit", "24", "--eval-limit", "8", "--batch-size", "8", "--max-length", "192",
+                                   "--doc-stride", "64", "--block", "1,2", "--select-limit", "10", "--zero-shot",
+                                   "none", "--dtype", "float32"]], ids=["sst2", "squad"])
+def test_choosing_on_a_subset_runs_each_training_example_through_the_base_once(argv, tiny, tmp_path, monkeypatch):
+    """--select-limit K: the candidates see a subset of K training examples; the rest then run through the
+    chosen block only, and the head trains on both as on the states of one pass over all of them."""
+    passes: dict[str, int] = {}
+    configured = train_script.configured_task
+
+    def counting(args):
+        task = configured(args)
+        base = type(task)
+
+        def frozen_pass(self, model, prepared, candidates, place, desc, store=None):
+            passes[desc] = passes.get(desc, 0) + len(prepared.labels if hasattr(prepared, "labels") else
+                                                     {w.example_id for w in prepared.windows})
+            return base.frozen_pass(self, model, prepared, candidates, place, desc, store)
+
+        spy = type("Counting", (base,), {"frozen_pass": frozen_pass})
+        return spy(**{f.name: getattr(task, f.name) for f in dataclasses.fields(task)})
+
+    monkeypatch.setattr(train_script, "configured_task", counting)
+    chosen_on_subset = tmp_path / "subset"
+    assert run(train_script, [*argv, "--model", str(tiny), "--output", str(chosen_on_subset)])[0] == 0
+    limit, n_train = int(argv[argv.index("--select-limit") + 1]), int(argv[argv.index("--limit") + 1])
+    n_val = round(n_train * 0.1)  # the converged recipe's validation slice, besides the --limit training examples
+    assert passes == {"selection states": limit, "val states": n_val, "train states": n_train - limit,
+                      "test states": int(argv[argv.index("--eval-limit") + 1])}
+    whole = tmp_path / "whole"  # the candidates trained on every training example: one pass made all their states
+    assert run(train_script, [*argv, "--model", str(tiny), "--select-limit", "1000", "--output", str(whole)])[0] == 0
+    merged, one_pass = metrics_of(chosen_on_subset), metrics_of(whole)
+    assert merged["readout"] == one_pass["readout"]  # (validation losses 0.01 apart on this tiny model)
+    for a, b in zip(merged["history"], one_pass["history"], strict=True):  # states of other batches: float rounding
+        assert a["mean_loss"] == pytest.approx(b["mean_loss"], rel=1e-6)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-6) and a["best_epoch"] == b["best_epoch"]
+    for name, tensor in head_tensors(chosen_on_subset).items():
+        torch.testing.assert_close(tensor, head_tensors(whole)[name], rtol=1e-5, atol=1e-6)

@@ -11,7 +11,7 @@ import torch
 from data.batching import padded_batches, token_budget_batches
 from errors import UserError
 from heads import cache
-from heads.cache import StreamedStates, TokenStateTable
+from heads.cache import MergedTable, StreamedStates, TokenStateTable
 from llama import LlamaConfig, LlamaModel
 
 PAD_ID = 0
@@ -92,6 +92,27 @@ def test_ram_and_disk_tables_give_identical_batches(make_pass):
         (hidden, mask), (disk_hidden, disk_mask) = ram.batch(indices), disk.batch(indices)
         assert_right_padded(hidden, mask, [len(sequences[i]) for i in indices], frozen_pass.dim)
         assert torch.equal(disk_hidden, hidden) and torch.equal(disk_mask, mask)
+
+
+@pytest.mark.parametrize("places", [("ram", "ram"), ("disk", "ram")])
+def test_a_merged_table_gives_the_batches_of_one_table_in_that_order(places):
+    """Two tables (one may be on disk), read as one in an interleaved order, equal a table holding every
+    sequence in that order, bit for bit."""
+    frozen_pass = EmbeddingPass(97, 8)
+    sequences = random_sequences(40, 97, seed=3)
+    in_first = (torch.rand(40, generator=torch.Generator().manual_seed(2)) < 0.4).tolist()
+    first = filled_table([s for s, f in zip(sequences, in_first) if f], frozen_pass, places[0])
+    second = filled_table([s for s, f in zip(sequences, in_first) if not f], frozen_pass, places[1])
+    counts, where = [0, 0], []
+    for f in in_first:
+        part = 0 if f else 1
+        where.append((part, counts[part]))
+        counts[part] += 1
+    merged, whole = MergedTable([first, second], where), filled_table(sequences, frozen_pass, "ram")
+    assert merged.lengths == whole.lengths and len(merged) == 40
+    for indices in some_batches(40, seed=5):
+        (hidden, mask), (merged_hidden, merged_mask) = whole.batch(indices), merged.batch(indices)
+        assert torch.equal(merged_hidden, hidden) and torch.equal(merged_mask, mask)
 
 
 @PASSES

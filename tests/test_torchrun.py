@@ -39,6 +39,8 @@ def history(out: Path) -> list[dict]:
     ("sst2 with validation", [*SST2, "--zero-shot", "none"]),
     ("squad v2 sample", [*SQUAD, "--zero-shot", "none", "--epochs", "3"]),
     ("sst2 choosing its readout", [*SST2, "--zero-shot", "none", "--block", "1,2"]),
+    ("squad choosing on a subset", [*SQUAD, "--zero-shot", "none", "--epochs", "3", "--block", "1,2",
+                                    "--select-limit", "10"]),
 ])
 def test_two_processes_train_the_same_head_as_one(name, argv, tiny, tmp_path):
     argv = [*argv, "--model", str(tiny), "--dtype", "float32"]
