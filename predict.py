@@ -10,6 +10,10 @@
 Out: one JSON line per input, in input order, with the input and the head's answer (`label`,
 `score`; or `answer`, `score`, `start`, `end`); a table when stdout is a terminal. The head
 applies the readout, windows and no-answer threshold it was trained with (`heads.load`).
+
+States: --input FILE reads and keeps the frozen states in the store train.py and eval.py use
+(--cache-dir): predicting a run's test split reuses what the run computed, and a second pass
+over the same file runs no frozen pass. Texts given as arguments and the page store nothing.
 """
 
 from __future__ import annotations
@@ -21,9 +25,14 @@ import sys
 import warnings
 from pathlib import Path
 
+import torch
+
 import heads
 from errors import ArgumentParser, UserError, exit_on_user_error
+from heads.head_file import locate_head, read_head_file
+from heads.store import DEFAULT_LIMIT_GIB, StateStore
 from training.devices import DTYPES, resolve_device
+from training.loading import open_states
 
 MAX_CHARS = 100_000  # per text or context: far beyond a review or a passage, short of a pasted book
 
@@ -55,6 +64,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                        help="dtype of the frozen base; auto: the one the head was trained with (default: %(default)s)")
     model.add_argument("--batch-tokens", type=int, default=heads.trained.BATCH_TOKENS,
                        help="tokens (padding included) per forward pass of the frozen base (default: %(default)s)")
+    model.add_argument("--cache-dir", default="auto",
+                       help="where --input keeps the frozen states, shared with train.py and eval.py: a directory, "
+                            "auto (~/.cache/llama-heads/states or $LLAMA_HEADS_STATES), or none (default: %(default)s)")
+    model.add_argument("--cache-limit", type=float, default=DEFAULT_LIMIT_GIB,
+                       help="GiB the --cache-dir may hold; the least recently used states are evicted first "
+                            "(default: %(default)s)")
     args = p.parse_args(argv)
     given = [bool(args.texts), args.input is not None, args.question is not None or args.context is not None]
     if args.serve and any(given):
@@ -148,9 +163,24 @@ def table(rows: list[dict]) -> str:
 def load_head(args: argparse.Namespace):
     """The head on its base; --dtype auto leaves the dtype to the head (the one its run used)."""
     device, _ = resolve_device(args.device, "float32")
+    store = open_store(args, device)
     with contextlib.redirect_stdout(sys.stderr):
         return heads.load(args.head, base=args.model, device=device, dtype=DTYPES.get(args.dtype),
-                          batch_tokens=args.batch_tokens)
+                          batch_tokens=args.batch_tokens, store=store)
+
+
+def open_store(args: argparse.Namespace, device: torch.device) -> StateStore | None:
+    """The states store for --input, opened for the base, dtype and device the head will run on.
+
+    Only a file is worth storing: its texts are often a whole split, predicted again or passed by a run
+    before. Texts given as arguments and the page's requests are a few new texts each time, and each set
+    of texts is a new key: the store would fill with one-off entries that no later call reads.
+    """
+    if args.input is None:
+        return None
+    info = read_head_file(locate_head(args.head))
+    name, revision, dtype = heads.trained.base_settings(info, args.model, device, DTYPES.get(args.dtype))
+    return open_states(args.cache_dir, args.cache_limit, name, revision, device, dtype)
 
 
 @exit_on_user_error

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from typing import Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
 from llama import LlamaConfig, LlamaModel
 
 from .frozen import FrozenBackboneHead
-from .readout import POOLS
-from .store import Entry, chunked_pass
+from .readout import POOLS, ClassifierReadout
+from .store import Entry, StateStore, chunked_pass, digest
 
 
 def pool_last_token(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -49,6 +50,20 @@ def pool_mean(hidden: torch.Tensor, attention_mask: torch.Tensor, start: torch.T
         raise ValueError(f"rows {rows} have no real token at or after their pooling start")
     weights = inside.float() / counts[:, None]  # (B, T), each row sums to 1
     return torch.einsum("bt,btc->bc", weights, hidden.float()).to(hidden.dtype)
+
+
+def pooled_entries(store: StateStore | None, readouts: Sequence[ClassifierReadout], sequences: list[list[int]],
+                   starts: list[int], dim: int) -> list[Entry | None]:
+    """Each readout's (N, C) float32 pooled vectors of `sequences` in the store (None: no store, or not stored).
+
+    Training's frozen pass and a loaded head (`heads.load`) both key them here, so predicting the texts
+    of a run's test split finds what that run stored. Echo needs no field: it is in the sequences.
+    """
+    if store is None:
+        return [None] * len(readouts)
+    inputs, n = digest(sequences, starts), len(sequences)
+    return [store.entry({"states": "pooled", "block": r.block, "pool": r.pool}, n, n, dim, np.float32, inputs)
+            for r in readouts]
 
 
 class SequenceClassifier(FrozenBackboneHead):

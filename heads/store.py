@@ -21,6 +21,7 @@ listed and cleared with `python states.py list|clear`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import fcntl
@@ -162,6 +163,18 @@ class StateStore:
                 used -= e["bytes"]
         return used + size <= self.limit and shutil.disk_usage(self.root).free > size
 
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """Entries opened inside are let go on leaving (their locks released, so eviction may take them): for a
+        store that lives on, call after call, such as a loaded head's (`heads.load`)."""
+        first = len(self.open_entries)
+        try:
+            yield
+        finally:
+            for entry in self.open_entries[first:]:
+                entry.close()
+            del self.open_entries[first:]
+
     def close(self) -> None:
         for entry in self.open_entries:
             entry.close()
@@ -265,9 +278,13 @@ def open_store(cache_dir: str, checkpoint: Path, dtype: torch.dtype, device: tor
     except OSError as err:
         raise UserError(f"cannot use --cache-dir {root} ({err.strerror}): pass another directory, "
                         "or --cache-dir none to store no states") from None
-    base = {"weights": weights_identity(checkpoint), "dtype": str(dtype).removeprefix("torch."),
+    return StateStore(root, base_identity(checkpoint, dtype, device), int(limit_gib * GIB))
+
+
+def base_identity(checkpoint: Path, dtype: torch.dtype, device: torch.device) -> dict:
+    """What of the base every entry's key holds: its weights, dtype, device type and torch version."""
+    return {"weights": weights_identity(checkpoint), "dtype": str(dtype).removeprefix("torch."),
             "device": device.type, "torch": torch.__version__}
-    return StateStore(root, base, int(limit_gib * GIB))
 
 
 def describe(root: Path) -> list[str]:

@@ -11,10 +11,15 @@ split (the encoding, `pooled_batches`, `window_states`, `span_logits_of`, `best_
 in the same token-budget batches, so on the test split's texts it reproduces the run's
 predictions.jsonl. Every sentence is encoded whole, as in training, unless it is longer than the
 model's context: then it is cut, with a warning.
+
+With a `store` (`heads.store`; `training.loading.open_states` opens one) the states go through it
+as in training's frozen pass, under the same keys: texts a run already passed (its test split, say)
+are read back, not recomputed, and new ones are kept for the next call.
 """
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
 
@@ -29,10 +34,11 @@ from data.squad import QAExample
 from data.sst2 import encode_sentences
 from errors import UserError
 
-from .classification import SequenceClassifier
+from .classification import SequenceClassifier, pooled_entries
 from .head_file import HeadFile, locate_head, read_head_file, transformers_class
 from .qa import QuestionAnswerer
 from .readout import ClassifierReadout, SpanReadout
+from .store import StateStore, base_identity
 from .windows import echo_view, span_logits_of, window_states
 
 BATCH_TOKENS = 4096  # train.py's --batch-tokens default: the same batches give the same numbers
@@ -41,43 +47,58 @@ BATCH_TOKENS = 4096  # train.py's --batch-tokens default: the same batches give 
 def load(head: str | Path, base: str | llama.LlamaForCausalLM | None = None, *,
          tokenizer: llama.Tokenizer | None = None, device: str | torch.device | None = None,
          dtype: torch.dtype | None = None, batch_tokens: int = BATCH_TOKENS,
-         token: str | None = None) -> "TrainedClassifier | TrainedAnswerer":
+         token: str | None = None, store: StateStore | None = None) -> "TrainedClassifier | TrainedAnswerer":
     """The head of a run directory (or of a Hub repo a run was pushed to) on its frozen base.
 
     `base`: None loads the base the head records (its id and revision); a name or path loads that
     one; a loaded `LlamaForCausalLM` is used as is (its tokenizer then comes from `tokenizer` or
     the recorded id). A base of another architecture is refused. `device`: default CUDA if there is
-    one. `dtype`: default the dtype the head's frozen pass ran in, which reproduces its run.
+    one. `dtype`: default the dtype the head's frozen pass ran in, which reproduces its run. `store`: frozen
+    states kept between calls and runs, opened for this base, dtype and device type (checked when the base
+    is loaded here; a loaded `base` must be the one the store was opened for).
     """
     info = read_head_file(locate_head(head, token=token))
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if dtype is None:
-        dtype = getattr(torch, info.base_dtype) if info.base_dtype else (
-            torch.bfloat16 if device.type == "cuda" else torch.float32)
-    name, revision = (info.base_model, info.base_revision) if not isinstance(base, str) else (base, None)
+    name, revision, dtype = base_settings(info, base if isinstance(base, str) else None, device, dtype)
     if base is None or isinstance(base, str):
         base = llama.load_pretrained(name, dtype=dtype, device=device, revision=revision, token=token)
+        if store is not None and store.base != base_identity(llama.resolve_checkpoint(name, revision=revision),
+                                                             dtype, device):
+            raise UserError(f"the states store was opened for another base, dtype or device type than {name} "
+                            f"({str(dtype).removeprefix('torch.')}, {device.type}): open it for the base the head "
+                            "runs on")
     info.check_base(base.config)
     if name != info.base_model:
         warnings.warn(f"the head was trained on {info.base_model}, loaded onto {name} (same architecture)")
     if tokenizer is None:
         tokenizer = llama.load_tokenizer(name, revision=revision)
     if isinstance(info.readout, ClassifierReadout):
-        return TrainedClassifier(info, base.model, tokenizer, batch_tokens)
-    return TrainedAnswerer(info, base.model, tokenizer, batch_tokens)
+        return TrainedClassifier(info, base.model, tokenizer, batch_tokens, store)
+    return TrainedAnswerer(info, base.model, tokenizer, batch_tokens, store)
+
+
+def base_settings(info: HeadFile, base: str | None, device: torch.device,
+                  dtype: torch.dtype | None) -> tuple[str, str | None, torch.dtype]:
+    """The base `load` puts the head on: (name, revision, dtype), from `base` or the head's record, and `dtype` or
+    the one the head's frozen pass ran in (else bfloat16 on CUDA, float32 on a CPU)."""
+    if dtype is None:
+        dtype = getattr(torch, info.base_dtype) if info.base_dtype else (
+            torch.bfloat16 if device.type == "cuda" else torch.float32)
+    return (base, None, dtype) if base else (info.base_model, info.base_revision, dtype)
 
 
 class TrainedHead:
     """What both kinds share: the head file, the frozen base with the head on it, the tokenizer."""
 
     def __init__(self, info: HeadFile, head: SequenceClassifier | QuestionAnswerer, tokenizer: llama.Tokenizer,
-                 batch_tokens: int) -> None:
+                 batch_tokens: int, store: StateStore | None) -> None:
         head.load_head_state_dict(info.tensors, readout=info.readout)
         self.info = info
         self.head = head.to(head.model.embed_tokens.weight.device).eval()
         self.tokenizer = tokenizer
         self.batch_tokens = batch_tokens
         self.device = head.model.embed_tokens.weight.device
+        self.store = store  # None: every call runs the frozen pass
 
     @property
     def readout(self) -> ClassifierReadout | SpanReadout:
@@ -99,9 +120,9 @@ class TrainedClassifier(TrainedHead):
     """A sentence classifier: `classify(texts)` -> [{"label", "score"}] (score: the label's probability)."""
 
     def __init__(self, info: HeadFile, backbone: llama.LlamaModel, tokenizer: llama.Tokenizer,
-                 batch_tokens: int) -> None:
+                 batch_tokens: int, store: StateStore | None = None) -> None:
         classifier = SequenceClassifier(backbone.config, num_labels=len(info.label_names), backbone=backbone)
-        super().__init__(info, classifier, tokenizer, batch_tokens)
+        super().__init__(info, classifier, tokenizer, batch_tokens, store)
         self.label_names = info.label_names
 
     def classify(self, texts: str | list[str]) -> list[dict]:
@@ -126,12 +147,14 @@ class TrainedClassifier(TrainedHead):
             warnings.warn(f"{cut:,} of {len(texts):,} texts do not fit the model's context of {context:,} tokens"
                           f"{' (read twice)' if readout.echo else ''}: each is cut to its first tokens that fit")
         batches = token_budget_batches([len(s) for s in sequences], self.batch_tokens)
-        vectors = torch.empty(len(texts), self.head.config.hidden_size,
-                              device=self.device if self.place == "accelerator" else "cpu")
-        for batch, states in self.head.pooled_batches(sequences, starts, batches, [readout.block], [readout.pool],
-                                                      self.tokenizer.pad_id, "frozen pass"):  # (B, 1, 1, C)
-            vectors[batch] = states[:, 0, 0].float().to(vectors.device)
-        return vectors
+        dim = self.head.config.hidden_size
+        with self.store.holding() if self.store else contextlib.nullcontext():
+            (entry,) = pooled_entries(self.store, [readout], sequences, starts, dim)
+            vectors = entry.states if entry else np.zeros((len(texts), dim), np.float32)  # (N, C), as training's
+            for batch, states in self.head.pooled_batches(sequences, starts, batches, [readout.block], [readout.pool],
+                                                          self.tokenizer.pad_id, "frozen pass", [entry]):
+                vectors[batch] = states[:, 0, 0].float().cpu().numpy()  # states: (B, 1, 1, C)
+            return torch.tensor(vectors, device=self.device if self.place == "accelerator" else "cpu")
 
 
 class TrainedAnswerer(TrainedHead):
@@ -143,8 +166,8 @@ class TrainedAnswerer(TrainedHead):
     """
 
     def __init__(self, info: HeadFile, backbone: llama.LlamaModel, tokenizer: llama.Tokenizer,
-                 batch_tokens: int) -> None:
-        super().__init__(info, QuestionAnswerer(backbone.config, backbone=backbone), tokenizer, batch_tokens)
+                 batch_tokens: int, store: StateStore | None = None) -> None:
+        super().__init__(info, QuestionAnswerer(backbone.config, backbone=backbone), tokenizer, batch_tokens, store)
         self.max_length = int(info.use.get("max_length", 384))
         self.doc_stride = int(info.use.get("doc_stride", 128))
         self.no_answer_threshold = info.use.get("no_answer_threshold")  # None: the head always answers
@@ -166,8 +189,9 @@ class TrainedAnswerer(TrainedHead):
         windows = make_windows(examples, self.tokenizer, max_length=self.max_length, doc_stride=self.doc_stride,
                                echo=readout.echo)
         kept, views = echo_view(windows) if readout.echo else (None, windows)
-        stores, _ = window_states(self.head, windows, kept, [readout.block], self.place, self.tokenizer.pad_id,
-                                  self.batch_tokens, "frozen pass")
+        with self.store.holding() if self.store else contextlib.nullcontext():
+            stores, _ = window_states(self.head, windows, kept, [readout.block], self.place, self.tokenizer.pad_id,
+                                      self.batch_tokens, "frozen pass", self.store)
         start_logits, end_logits = span_logits_of(self.head, stores[readout.block], views)
         spans = best_spans(examples, views, start_logits, end_logits)
         answers = []

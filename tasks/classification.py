@@ -26,7 +26,8 @@ from data.sst2 import SST2_FORMAT, SentenceExample, encode_sentences
 from errors import UserError
 from heads import ClassifierReadout, SequenceClassifier
 from heads.cache import device_index
-from heads.store import StateStore, digest
+from heads.classification import pooled_entries
+from heads.store import StateStore
 from llama import LlamaConfig, LlamaForCausalLM, LlamaModel, Tokenizer
 from llama.label_scoring import label_log_likelihoods
 from metrics import classification
@@ -141,9 +142,8 @@ class SentenceClassification(Task):
                 continue
             blocks = sorted({r.block for _, r in wanted})
             pools = sorted({r.pool for _, r in wanted})
-            inputs = digest(sentences.sequences, sentences.starts)
-            entries = {i: store.entry({"states": "pooled", "block": r.block, "pool": r.pool}, n, n, dim,
-                                      np.float32, inputs) if store else None for i, r in wanted}
+            entries = dict(zip([i for i, _ in wanted], pooled_entries(store, [r for _, r in wanted],
+                                                                      sentences.sequences, sentences.starts, dim)))
             columns.update({i: e.states if e else np.zeros((n, dim), np.float32) for i, e in entries.items()})
             lengths = [len(s) for s in sentences.sequences]
             batches = token_budget_batches(lengths, prepared.batch_tokens)

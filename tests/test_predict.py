@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
@@ -14,6 +15,7 @@ import pytest
 import heads
 import predict as predict_script
 from conftest import tiny_checkpoint
+from heads.store import list_entries
 from test_use_head import predictions, split_examples
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,3 +97,47 @@ def test_bad_input_is_one_line_and_exit_2(runs, tmp_path, smollm2_checkpoint, ar
         sys.stdin = sys_stdin
     assert code == 2 and err.getvalue().startswith("error: ") and err.getvalue().count("\n") == 1, err.getvalue()
     assert message in err.getvalue() and out.getvalue() == ""
+
+
+@pytest.mark.parametrize("name", ["sst2", "squad_v2"])
+def test_a_file_of_the_runs_test_split_reuses_the_states_the_run_stored(runs, tmp_path, name):
+    """The runs trained with the default store ($LLAMA_HEADS_STATES in tests): predict.py --input on their test
+    split, with its default --cache-dir, finds their "test states" entry and runs no frozen pass."""
+    examples = split_examples(runs[name])
+    if name == "sst2":
+        text = "".join(e.text + "\n" for e in examples)
+    else:
+        text = "".join(json.dumps({"question": e.question, "context": e.context}) + "\n" for e in examples)
+    (tmp_path / "inputs").write_text(text)
+    done = run_predict(["--head", str(runs[name]), "--input", str(tmp_path / "inputs")])
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"frozen pass: ([\d,]+) of \1 sequences reused from the store; computing 0 in 0 chunk",
+                     done.stderr), done.stderr
+    key = "label" if name == "sst2" else "answer"
+    assert [r[key] for r in jsonl(done.stdout)] == [p["prediction"] for p in predictions(runs[name])]
+
+
+def test_a_new_file_is_computed_once_then_reused(runs, tmp_path, capsys):
+    texts = ["a gorgeous , witty film", "tedious and overlong", "not bad at all", "i wanted my money back"]
+    (tmp_path / "new.txt").write_text("\n".join(texts) + "\n")
+    argv = ["--head", str(runs["sst2"]), "--input", str(tmp_path / "new.txt"), "--cache-dir", str(tmp_path / "store"),
+            "--format", "jsonl"]
+    first = predict_script.main(argv)
+    assert "frozen pass: 0 of 4 sequences reused from the store; computing 4 in" in capsys.readouterr().err
+    second = predict_script.main(argv)
+    assert "frozen pass: 4 of 4 sequences reused from the store; computing 0 in 0" in capsys.readouterr().err
+    assert second == first  # stored states give the computed answers exactly
+    (entry,) = list_entries(tmp_path / "store")
+    assert entry["done"] == entry["items"] == 4
+    assert predict_script.main([*argv[:4], "--cache-dir", "none", "--format", "jsonl"]) == first
+
+
+def test_texts_as_arguments_and_the_page_store_nothing(runs, tmp_path, capsys):
+    """A few interactive texts are a new key each time: they would fill the store with entries nothing reads."""
+    store = tmp_path / "store"
+    predict_script.main(["--head", str(runs["sst2"]), "--cache-dir", str(store), "--format", "jsonl", "fine", "dull"])
+    predict_script.main(["--head", str(runs["squad_v1"]), "--cache-dir", str(store), "--format", "jsonl",
+                         "--question", "Who?", "--context", "Marie Curie discovered polonium."])
+    assert "reused" not in capsys.readouterr().err and not store.exists()
+    page = predict_script.parse_args(["--head", str(runs["sst2"]), "--cache-dir", str(store), "--serve"])
+    assert predict_script.load_head(page).store is None and not store.exists()

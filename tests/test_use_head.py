@@ -90,6 +90,23 @@ def test_a_base_of_another_architecture_is_refused(runs, tmp_path, smollm2_check
         heads.load(runs["sst2"], base=str(other))
 
 
+def test_a_store_keeps_the_heads_states_and_one_of_another_base_is_refused(runs, tiny, tmp_path, capsys):
+    from heads.store import list_entries, open_store
+
+    plain = heads.load(runs["sst2"])
+    dtype, cpu = plain.head.model.embed_tokens.weight.dtype, torch.device("cpu")
+    store = open_store(str(tmp_path), tiny, dtype, cpu, 1.0)
+    stored = heads.load(runs["sst2"], store=store)
+    texts = ["fine", "dull and long"]
+    for reused in (0, 2):  # computed and kept, then read back: the same numbers as without a store
+        assert torch.equal(stored.probabilities(texts), plain.probabilities(texts))
+        assert f"frozen pass: {reused} of 2 sequences reused from the store" in capsys.readouterr().out
+    assert store.open_entries == [] and [e["done"] for e in list_entries(tmp_path)] == [2]  # let go after each call
+    other = open_store(str(tmp_path), tiny, torch.float16 if dtype != torch.float16 else torch.float32, cpu, 1.0)
+    with pytest.raises(UserError, match="states store was opened for another base, dtype or device type"):
+        heads.load(runs["sst2"], store=other)
+
+
 def test_head_file_has_the_mode_of_the_other_outputs(runs):
     umask = os.umask(0)
     os.umask(umask)
