@@ -78,6 +78,8 @@ def test_a_table_for_a_terminal(runs, capsys):
     (["--head", "{sst2}", "--model", "{wide}", "fine"], "", "architecture differs"),
     (["--head", "{sst2}", "--question", "q"], "", "go together"),
     (["--head", "{sst2}", "--input", "{tmp}/none.txt"], "", "no such file"),
+    (["--head", "{sst2}", "--input", "-", "--cache-limit", "0"], "fine\n", "--cache-limit must be positive"),
+    (["--head", "{sst2}", "--input", "-", "--cache-dir", "/dev/null/states"], "fine\n", "cannot use --cache-dir"),
 ])
 def test_bad_input_is_one_line_and_exit_2(runs, tmp_path, smollm2_checkpoint, argv, stdin, message):
     wide = tmp_path / "wide"
