@@ -66,6 +66,7 @@ def states_done(store: Path) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--kill-at", type=float, default=0.8, help="share of the states stored when run 3 is killed")
+    p.add_argument("--no-kill", action="store_true", help="runs 1 and 2 only")
     p.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then train.py's flags")
     args = p.parse_args()
     argv = [a for a in args.train_args if a != "--"]
@@ -78,6 +79,8 @@ def main() -> None:
         total, size = states_done(tmp / "store"), sum(e["bytes"] for e in entries)
         print(f"second run / first run, wall time: {second['wall'] / first['wall']:.3f}; states stored: "
               f"{len(entries)} entries, {size / 2**20:.1f} MiB", flush=True)
+        if args.no_kill:
+            return
         killed = run([*argv, "--lr", "1e-3"], tmp / "store2", tmp / "third", args.kill_at, total)
         show(f"3a. killed at {killed['done']:.0%} of the states", killed)
         rerun = show("3b. rerun after the kill", run([*argv, "--lr", "1e-3"], tmp / "store2", tmp / "third"))
