@@ -80,17 +80,18 @@ def baseline(checkpoint: Path, train: list, test: list, args) -> tuple[float, fl
 def ours(checkpoint: Path, args, dtype: str | None) -> tuple[float, float]:
     """train.py with the baseline's settings (the report recipe: no validation slice, last block, last token), or
     with `dtype` None its default recipe (the readout chosen on a validation slice of --train / 10 other sentences,
-    trained to convergence, bf16 base on this CPU)."""
+    trained to convergence, bf16 base on this CPU). Each run starts with an empty states store of its own: a
+    stored frozen pass from an earlier run would flatter it."""
     same = ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
             "--schedule", args.schedule, "--recipe", "report", "--dtype", dtype] if dtype else []
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         train_script.main(["--task", "sst2", "--model", str(checkpoint), "--data", str(args.data),
                            "--split", "dev", "--limit", str(args.train), "--seed", str(args.seed), *same,
-                           "--zero-shot", "none", "--output", out])
+                           "--zero-shot", "none", "--output", f"{out}/run", "--cache-dir", f"{out}/states"])
         seconds = time.perf_counter() - started
         import json
-        accuracy = json.loads((Path(out) / "metrics.json").read_text())["fine_tuned"]["accuracy"]
+        accuracy = json.loads((Path(out) / "run" / "metrics.json").read_text())["fine_tuned"]["accuracy"]
     return seconds, accuracy
 
 

@@ -7,7 +7,7 @@ Three train.py runs of the same command on a fresh store (`--cache-dir` in a tem
 3. on another fresh store, the first command again, SIGKILLed from outside (as a scheduler
    would) once the store marks `--kill-at` of its states done, then rerun to completion.
 
-It prints each run's wall time, its frozen-pass seconds (`selection_frozen_pass_seconds` +
+It prints each run's wall time, readout and scores, its frozen-pass seconds (`selection_frozen_pass_seconds` +
 `frozen_pass_seconds` from metrics.json: the frozen passes only), its stage timings, the ratios
 the issue asks for, and the store's size on disk.
 
@@ -48,9 +48,10 @@ def run(argv: list[str], store: Path, output: Path, kill_at: float | None = None
         return {"wall": wall, "done": states_done(store) / total}
     if process.returncode != 0:
         sys.exit(f"train.py failed:\n{log[-3000:]}")
-    timings = json.loads((output / "metrics.json").read_text())["timings"]
+    metrics = json.loads((output / "metrics.json").read_text())
+    timings = metrics["timings"]
     return {"wall": wall, "frozen": timings.get("selection_frozen_pass_seconds", 0) + timings["frozen_pass_seconds"],
-            "timings": timings, "log": log}
+            "timings": timings, "readout": metrics["readout"], "fine_tuned": metrics["fine_tuned"], "log": log}
 
 
 def states_done(store: Path) -> float:
@@ -97,6 +98,9 @@ def show(name: str, result: dict) -> dict:
     print(f"{name:<44}{result['wall']:>8.1f}{result.get('frozen', float('nan')):>10.1f}", flush=True)
     if "timings" in result:
         print(f"    timings: {json.dumps(result['timings'])}", flush=True)
+        scores = result["fine_tuned"].get("squad", result["fine_tuned"])
+        print(f"    readout {result['readout']}, fine-tuned " + ", ".join(
+            f"{k} {scores[k]:.4f}" for k in ("exact", "f1", "accuracy") if k in scores), flush=True)
     return result
 
 
