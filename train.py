@@ -132,16 +132,16 @@ def main(argv: list[str] | None = None) -> None:
              "rest": [e for e, s in zip(mine["train"], in_subset) if not s], "val": mine["val"], "test": mine["test"]}
     prepared = {name: task.prepare(tokenizer, part, candidates, args.batch_tokens, context)
                 for name, part in parts.items() if part or name != "rest"}
-    train_lengths = [n for name in ("train", "rest", "val") if name in prepared for n in prepared[name].lengths]
-    train_cached = [n for name in ("train", "rest", "val") if name in prepared for n in prepared[name].cached_lengths]
+    training_part = [prepared[name] for name in ("train", "rest", "val") if name in prepared]  # what step 7 reads
     selection_cache = None  # with a choice of readout: what step 4 caches
     if len(candidates) > 1:
         tables = len({r.block for r in candidates}) if task.per_token else len(candidates)  # per block / readout
         selection_cache = (prepared["train"].cached_lengths + prepared["val"].cached_lengths, tables)
-    plan = plan_cache(train_lengths, prepared["test"].lengths, base_config,
+    plan = plan_cache([n for part in training_part for n in part.lengths], prepared["test"].lengths, base_config,
                       free, mode=args.cache, per_token=task.per_token,
                       examples=(len(mine["train"]) + len(mine["val"]), len(mine["test"])),
-                      cached_lengths=(train_cached, prepared["test"].cached_lengths),
+                      cached_lengths=([n for part in training_part for n in part.cached_lengths],
+                                      prepared["test"].cached_lengths),
                       depth=max(r.block for r in candidates), selection=selection_cache)
     distributed.say(f"{len(train):,} training, {len(val):,} validation and {len(test):,} test examples"
                     + (f" ({distributed.world_size()} ranks; the plan is rank 0's share)"
